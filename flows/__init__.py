@@ -1,0 +1,1 @@
+"""Prefect flows: wiring only; every task calls one function of ratchet."""

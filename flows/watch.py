@@ -1,0 +1,64 @@
+"""ratchet-watch: process every file of incoming/ in arrival order. Wiring only: each task is one
+function of ratchet.lifecycle, and tasks pass ids, paths and small dataclasses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ratchet.offline import configure_offline
+
+configure_offline()  # before Prefect reads its settings
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from ratchet import lifecycle  # noqa: E402
+from ratchet.batches import list_incoming  # noqa: E402
+from ratchet.paths import ProjectPaths  # noqa: E402
+
+# Every step reads and writes project state, so none may be served from Prefect's cache.
+receive = task(lifecycle.receive, name="receive", cache_policy=NO_CACHE)
+validate = task(lifecycle.validate, name="validate (Great Expectations)", cache_policy=NO_CACHE)
+check_drift = task(lifecycle.check_drift, name="drift (Evidently)", cache_policy=NO_CACHE)
+accept = task(lifecycle.accept, name="accept into data/", cache_policy=NO_CACHE)
+run_pipeline = task(lifecycle.run_pipeline, name="dvc repro: prepare, train, evaluate, gate",
+                    cache_policy=NO_CACHE)  # no retries: a failed training is not retried blindly
+register = task(lifecycle.register, name="register (MLflow)", cache_policy=NO_CACHE)
+conclude = task(lifecycle.conclude, name="promote or reject", cache_policy=NO_CACHE)
+
+
+@flow(name="ratchet-train")
+def train_pending(project: str) -> lifecycle.TrainingOutcome | None:
+    """Train one candidate on every pending batch, gate it, register it, promote or reject it."""
+    training = run_pipeline(project)
+    if "batch_ids" not in training.details:
+        return None
+    return conclude(project, register(project, training))
+
+
+@flow(name="ratchet-watch")
+def watch(project: str = ".") -> list[dict]:
+    """Bootstrap the first champion if needed, then take each incoming file through its life."""
+    logger = get_run_logger()
+    project = str(Path(project).resolve())
+    if lifecycle.needs_first_champion(project):
+        logger.info("no champion yet: training the first one on the reference set")
+        lifecycle.open_reference_arrival(project)
+        train_pending(project)
+    for path in list_incoming(ProjectPaths.at(project).incoming):
+        arrival = receive(project, str(path))
+        if arrival.state != "received":
+            logger.info("%s: %s (%s)", arrival.file, arrival.state, arrival.reason)
+            continue
+        if not validate(project, arrival).ok:
+            continue
+        drift = check_drift(project, arrival)
+        if accept(project, arrival, drift).ok:
+            outcome = train_pending(project)
+            if outcome is not None:
+                logger.info("%s: %s", arrival.file, "promoted" if outcome.passed else f"rejected: {outcome.reason}")
+    return lifecycle.summary_rows(project)
+
+
+if __name__ == "__main__":
+    watch()

@@ -1,0 +1,122 @@
+"""`ratchet ...`: the command line. Thin: each command calls into ratchet (and, lazily, flows/)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from ratchet.offline import configure_offline
+from ratchet.paths import ProjectPaths
+
+app = typer.Typer(help="Keep a text classifier learning from new labeled batches without forgetting.",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+if not console.is_terminal:  # logs and CI: do not fold the status table into 80 columns
+    console = Console(width=160)
+ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="Project folder (holds params.yaml).")]
+
+STATE_STYLE = {"promoted": "green", "rejected": "red", "quarantined": "yellow", "accumulated": "cyan",
+               "duplicate": "dim", "accepted": "blue", "received": "blue"}
+
+
+def _setup(verbose: bool = False) -> None:
+    configure_offline()
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+    logging.getLogger("ratchet").setLevel(logging.INFO)
+
+
+def _run_watch(paths: ProjectPaths) -> None:
+    from flows.watch import watch  # Prefect is imported only for commands that run flows
+
+    watch(str(paths.root))
+
+
+@app.command()
+def run(project: ProjectOption = Path(".")) -> None:
+    """Process every file waiting in incoming/ (the ratchet-watch flow, on Prefect's embedded API)."""
+    _setup()
+    paths = ProjectPaths.at(project)
+    _run_watch(paths)
+    _print_status(paths)
+
+
+@app.command()
+def demo(project: ProjectOption = Path("."),
+         fresh: Annotated[bool, typer.Option(help="Set an earlier demo's state aside first.")] = False) -> None:
+    """Build the BBC News reference and stream, then run the flow over it and say where to look."""
+    _setup()
+    from ratchet import demo as demo_data
+    from ratchet import dvc_repo, store
+
+    paths = ProjectPaths.at(project)
+    if fresh:
+        moved = demo_data.set_aside_previous_run(paths)
+        if moved:
+            console.print(f"earlier demo state moved to {moved}")
+    if not (paths.root / ".dvc").is_dir():
+        dvc_repo.init(paths.root)
+    reference, files = demo_data.build_stream()
+    if store.read_catalog(paths):
+        console.print("[yellow]data/ already holds a demo run[/]: its files will be recognised as "
+                      "duplicates. Use `ratchet demo --fresh` to start over.")
+    else:
+        demo_data.build_reference(paths, reference)
+        md5 = dvc_repo.add(paths.root)
+        console.print(f"reference set built: {len(reference)} BBC business/politics articles, data/ md5 {md5}")
+    demo_data.write_incoming(paths, files)
+    for item in demo_data.DEMO_FILES:
+        console.print(f"  incoming/{item.name}: {item.story}")
+    _run_watch(paths)
+    _print_status(paths)
+    console.print(
+        "\n[bold]Where to look[/]\n"
+        f"  ratchet status              the champion and every batch's outcome (--json for machines)\n"
+        f"  reports/drift/*.html        Evidently drift report per batch (open in a browser)\n"
+        f"  quarantine/<batch>/         rejected files with reason.json and the Great Expectations result\n"
+        f"  metrics/gate.json           the last gate decision, check by check\n"
+        f"  dvc dag / dvc plots show    the pipeline and the accuracy plots\n"
+        f"  mlflow ui --backend-store-uri sqlite:///{paths.mlflow_db}\n"
+        f"                              runs, evidence, and model `ratchet` with alias `champion`")
+
+
+def _print_status(paths: ProjectPaths) -> None:
+    from ratchet.status import project_status
+
+    status = project_status(paths)
+    champion = status["champion"]
+    console.print(f"\n[bold]champion:[/] " + (f"v{champion['version']} ({champion['kind']}, trained on "
+                                              f"{', '.join(champion['trained_batches'])})" if champion else "none"))
+    table = Table("#", "batch", "file", "state", "new-split acc", "reason", show_lines=True)
+    for batch in status["batches"]:
+        accuracy = batch["metrics"].get("new_split_accuracy")
+        table.add_row(str(batch["arrival"]), batch["batch_id"], batch["file"],
+                      f"[{STATE_STYLE.get(batch['state'], 'white')}]{batch['state']}[/]",
+                      f"{accuracy:.3f}" if accuracy is not None else "", batch["reason"][:300])
+    console.print(table)
+
+
+@app.command()
+def status(project: ProjectOption = Path("."),
+           as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """The champion version and every batch with its state, reason and key metrics."""
+    paths = ProjectPaths.at(project)
+    if as_json:
+        from ratchet.status import project_status
+
+        json.dump(project_status(paths), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    _print_status(paths)
+
+
+if __name__ == "__main__":
+    app()

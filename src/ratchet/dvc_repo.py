@@ -1,0 +1,84 @@
+"""The one DVC wrapper: `dvc add data`, `dvc repro`, and md5s of tracked data, via DVC's own CLI.
+
+DVC runs as a subprocess of the same Python, with that Python's bin folder first on PATH, so the
+stages' `python -m ratchet.stages...` find ratchet even when no virtualenv is activated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger("ratchet")
+
+
+class DvcError(RuntimeError):
+    pass
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    return env
+
+
+def run_dvc(root: Path, *args: str, capture: bool = False) -> str:
+    command = [sys.executable, "-m", "dvc", *args]
+    log.info("dvc %s", " ".join(args))
+    completed = subprocess.run(command, cwd=root, env=_environment(), text=True,
+                               stdout=subprocess.PIPE if capture else None,
+                               stderr=subprocess.PIPE if capture else None)
+    if completed.returncode != 0:
+        detail = (completed.stderr or completed.stdout or "").strip() if capture else "see the output above"
+        raise DvcError(f"`dvc {' '.join(args)}` failed in {root} (exit {completed.returncode}): {detail}")
+    return completed.stdout or ""
+
+
+def init(root: Path) -> None:
+    """Initialise DVC in a git repository, with analytics and update checks off."""
+    run_dvc(root, "init", "--quiet", capture=True)
+    run_dvc(root, "config", "core.analytics", "false", capture=True)
+    run_dvc(root, "config", "core.check_update", "false", capture=True)
+
+
+def add(root: Path, target: str = "data") -> str:
+    """`dvc add` the folder; returns its new md5 (the version of the data)."""
+    run_dvc(root, "add", "--quiet", target, capture=True)
+    return tracked_md5(root, target)
+
+
+def repro(root: Path) -> None:
+    """Run the pipeline; stages whose deps and params did not change are skipped by DVC."""
+    run_dvc(root, "repro")
+
+
+def tracked_md5(root: Path, target: str = "data") -> str:
+    dvc_file = root / f"{target}.dvc"
+    if not dvc_file.exists():
+        raise DvcError(f"{dvc_file} is missing: run `dvc add {target}`")
+    outs = yaml.safe_load(dvc_file.read_text(encoding="utf-8")).get("outs") or []
+    if not outs or "md5" not in outs[0]:
+        raise DvcError(f"{dvc_file} has no md5 for {target}")
+    return str(outs[0]["md5"])
+
+
+def status_clean(root: Path, target: str = "data.dvc") -> bool:
+    out = run_dvc(root, "status", "--json", target, capture=True)
+    return out.strip() in ("{}", "")
+
+
+def file_md5(path: Path) -> str:
+    """The md5 DVC records for a file (DVC 3 hashes file bytes), used as the dataset digest."""
+    import hashlib
+
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

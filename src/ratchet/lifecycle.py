@@ -1,0 +1,290 @@
+"""The life of a batch, one function per step. The Prefect flow wires these; so could anything else.
+
+Every step takes the project root and small values (ids, paths) and returns a small dataclass, so
+Prefect can hash and persist what passes between tasks. The ledger, not the orchestrator, is the
+record of where each batch stands.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ratchet import atomic, dvc_repo, registry, store
+from ratchet.batches import TERMINAL_STATES, BatchReadError, Ledger, content_hash, normalise, read_raw
+from ratchet.config import Settings, load_settings
+from ratchet.paths import ProjectPaths
+from ratchet.policy import should_train
+
+log = logging.getLogger("ratchet")
+
+
+def _project(root: str) -> tuple[ProjectPaths, Settings]:
+    paths = ProjectPaths.at(root)
+    return paths, load_settings(paths.params)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A file taken from incoming/: its ledger arrival number, content id and where it lies now."""
+
+    arrival: int
+    batch_id: str
+    file: str
+    path: str
+    state: str  # "received", or a terminal state already reached ("duplicate", "quarantined")
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    ok: bool
+    reason: str
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What one training attempt over all pending batches ended in."""
+
+    batch_ids: list[str]
+    passed: bool
+    reason: str
+    version: str | None
+    run_id: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _load_batch(path: Path, settings: Settings) -> tuple[str, pd.DataFrame]:
+    raw = read_raw(path)
+    batch_id = content_hash(raw)
+    return batch_id, normalise(raw, settings.data, batch_id)
+
+
+# --- step 1: receive ----------------------------------------------------------------------------
+
+def receive(root: str, file: str) -> Arrival:
+    """Read and hash an incoming file; spot duplicates and unreadable files at once."""
+    paths, settings = _project(root)
+    ledger = Ledger(paths.ledger)
+    source = Path(file)
+    try:
+        batch_id, frame = _load_batch(source, settings)
+    except BatchReadError as error:
+        import hashlib
+
+        batch_id = "b-" + hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+        arrival = ledger.next_arrival()
+        from ratchet.validation import quarantine
+
+        destination = quarantine(source, paths.quarantine / batch_id, batch_id, str(error), None)
+        ledger.record(arrival, batch_id, source.name, "quarantined", str(error))
+        return Arrival(arrival, batch_id, source.name, str(destination / source.name), "quarantined", str(error))
+
+    previous = ledger.seen(batch_id)
+    if previous is not None and previous.state in TERMINAL_STATES + ("accepted",):
+        reason = f"same content as {previous.file} (arrival {previous.arrival}, {previous.state})"
+        destination = paths.archive / batch_id / "duplicates" / f"{ledger.next_arrival()}-{source.name}"
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), destination)
+        entry = ledger.record(ledger.next_arrival(), batch_id, source.name, "duplicate", reason)
+        return Arrival(entry.arrival, batch_id, source.name, str(destination), "duplicate", reason)
+    # A crashed earlier run left this content half-processed: resume it under the same arrival.
+    arrival = previous.arrival if previous is not None else ledger.next_arrival()
+    ledger.record(arrival, batch_id, source.name, "received", details={"rows": len(frame)})
+    return Arrival(arrival, batch_id, source.name, str(source), "received")
+
+
+# --- step 2: validate (Great Expectations) -------------------------------------------------------
+
+def validate(root: str, arrival: Arrival) -> StepResult:
+    """Run the suite; a failing batch goes to quarantine/<batch_id>/ with reason.json and the GE result."""
+    from ratchet.validation import quarantine, validate as run_suite
+
+    paths, settings = _project(root)
+    _, frame = _load_batch(Path(arrival.path), settings)
+    result = run_suite(frame, settings.data, settings.validation)
+    if result.passed:
+        return StepResult(True, result.summary())
+    reason = f"{arrival.file}: {result.summary()}"
+    quarantine(Path(arrival.path), paths.quarantine / arrival.batch_id, arrival.batch_id, reason, result)
+    Ledger(paths.ledger).record(arrival.arrival, arrival.batch_id, arrival.file, "quarantined", reason,
+                                details={"failures": [f.check for f in result.failures]})
+    return StepResult(False, reason)
+
+
+# --- step 3: drift (Evidently) -------------------------------------------------------------------
+
+def check_drift(root: str, arrival: Arrival) -> StepResult:
+    """Drift report against the reference: reports/drift/<batch_id>.html and .json."""
+    from ratchet.drift import detect_drift
+
+    paths, settings = _project(root)
+    _, frame = _load_batch(Path(arrival.path), settings)
+    result = detect_drift(frame, store.read_reference(paths), settings.drift,
+                          paths.drift_reports / f"{arrival.batch_id}.html",
+                          paths.drift_reports / f"{arrival.batch_id}.json")
+    reason = "; ".join(result.reasons) if result.drifted else "no drift against the reference"
+    return StepResult(result.drifted, reason, {"drift": result.to_dict()})
+
+
+# --- step 4: accept into data/ and apply the training policy --------------------------------------
+
+def accept(root: str, arrival: Arrival, drift: StepResult) -> StepResult:
+    """Split the batch into data/batches/<id>/, archive the original file, `dvc add data`.
+
+    Returns ok=True when the policy says train now; otherwise the batch is `accumulated`.
+    """
+    paths, settings = _project(root)
+    ledger = Ledger(paths.ledger)
+    source = Path(arrival.path)
+    if arrival.batch_id not in {e.batch_id for e in store.read_catalog(paths)}:
+        _, frame = _load_batch(source, settings)
+        store.accept_batch(paths, arrival.batch_id, frame, source=arrival.file,
+                           eval_fraction=settings.data.eval_fraction)
+    archived = paths.archive / arrival.batch_id / arrival.file
+    if source.exists():
+        archived.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(source), archived)
+    dvc_repo.add(paths.root)
+    pending = store.batches_with_status(paths, "pending")
+    waiting = sum(e.n_train for e in store.read_catalog(paths) if e.status == "pending")
+    decision = should_train(settings.policy, drifted=drift.ok, pending_examples=waiting)
+    details = {"drift": {"drifted": drift.ok, "reason": drift.reason}, "archived": str(archived),
+               "pending_batches": pending}
+    state = "accepted" if decision.train else "accumulated"
+    ledger.record(arrival.arrival, arrival.batch_id, arrival.file, state, decision.reason,
+                  metrics={"drifted": drift.ok}, details=details)
+    return StepResult(decision.train, decision.reason, details)
+
+
+# --- step 5: train, evaluate, gate (dvc repro), then register and conclude -----------------------
+
+def run_pipeline(root: str) -> StepResult:
+    """`dvc repro`: prepare -> train -> evaluate -> gate over every pending batch."""
+    paths, _ = _project(root)
+    pending = store.batches_with_status(paths, "pending")
+    if not pending:
+        return StepResult(False, "no pending batch to train on")
+    dvc_repo.repro(paths.root)
+    gate = atomic.read_json(paths.gate_result)
+    return StepResult(bool(gate["passed"]), gate["summary"], {"batch_ids": pending})
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _attempt_metrics(evaluation: dict, gate: dict) -> dict[str, float]:
+    metrics: dict[str, float] = {"gate_passed": float(gate["passed"]),
+                                 "candidate_average_accuracy": evaluation["candidate"]["average_accuracy"]}
+    for name, split in evaluation["splits"].items():
+        for role in ("candidate", "champion"):
+            if split.get(role):
+                metrics[f"{role}_accuracy.{name}"] = split[role]["accuracy"]
+                metrics[f"{role}_macro_f1.{name}"] = split[role]["macro_f1"]
+    return metrics
+
+
+def register(root: str, training: StepResult) -> TrainingOutcome:
+    """Log the attempt to MLflow (run, evidence, inputs, model version); alias `champion` only on a pass."""
+    paths, settings = _project(root)
+    batch_ids: list[str] = training.details["batch_ids"]
+    evaluation = atomic.read_json(paths.eval_metrics)
+    gate = atomic.read_json(paths.gate_result)
+    plan = atomic.read_json(paths.plan)
+    evidence = [paths.gate_result, paths.eval_metrics, paths.train_metrics, paths.plan,
+                paths.accuracy_matrix]
+    for batch_id in batch_ids:
+        evidence += [paths.drift_reports / f"{batch_id}.html", paths.drift_reports / f"{batch_id}.json",
+                     paths.quarantine / batch_id / "ge_result.json"]
+    inputs = [registry.DatasetInput(name=f"{b}/train", frame=store.read_split(paths, b, "train"),
+                                    md5=dvc_repo.file_md5(paths.batch_dir(b) / "train.parquet"),
+                                    source=str(paths.batch_dir(b) / "train.parquet"), context="training")
+              for b in batch_ids]
+    inputs += [registry.DatasetInput(name=f"{s['name']}/eval", frame=pd.read_parquet(paths.eval_suite / f"{s['name']}.parquet"),
+                                     md5=dvc_repo.file_md5(paths.batch_dir(s["name"]) / "eval.parquet"),
+                                     source=str(paths.batch_dir(s["name"]) / "eval.parquet"), context="evaluation")
+               for s in plan["eval_splits"]]
+    params = {f"{section}.{key}": value for section in ("model", "prepare", "train", "gate", "policy")
+              for key, value in getattr(settings, section).model_dump().items()}
+    tags = {"ratchet.gate": "passed" if gate["passed"] else "rejected",
+            "ratchet.data_md5": dvc_repo.tracked_md5(paths.root),
+            "ratchet.git_commit": _git_commit(paths.root),
+            "ratchet.parent_version": str(plan["champion"]["version"]) if plan["champion"] else "base",
+            "ratchet.base_model": settings.model.base,
+            "ratchet.finetune": settings.model.finetune}
+    metrics = _attempt_metrics(evaluation, gate)
+    record = registry.log_attempt(paths, settings, registry.Attempt(
+        run_name=f"attempt-{'+'.join(batch_ids)}", batch_ids=batch_ids, params=params, metrics=metrics,
+        tags=tags, artifacts=evidence, inputs=inputs), paths.candidate)
+    return TrainingOutcome(batch_ids=batch_ids, passed=bool(gate["passed"]), reason=gate["summary"],
+                           version=record.version, run_id=record.run_id, metrics=metrics)
+
+
+def conclude(root: str, outcome: TrainingOutcome) -> TrainingOutcome:
+    """Promote (alias + data/champion/) or reject; close every affected arrival in the ledger."""
+    paths, settings = _project(root)
+    ledger = Ledger(paths.ledger)
+    if outcome.passed:
+        evaluation = atomic.read_json(paths.eval_metrics)
+        old = store.champion_manifest(paths)
+        history = list(old.get("history", [])) if old else []
+        history.append({"model": f"v{outcome.version}",
+                        "accuracy": {n: round(s["candidate"]["accuracy"], 6) for n, s in evaluation["splits"].items()}})
+        trained = (old.get("trained_batches", []) if old else []) + outcome.batch_ids
+        store.install_champion(paths, paths.candidate, {
+            **atomic.read_json(paths.candidate / "ratchet_model.json"),
+            "version": outcome.version, "run_id": outcome.run_id, "trained_batches": trained,
+            "history": history})
+        store.set_status(paths, outcome.batch_ids, "trained")
+        dvc_repo.add(paths.root)
+        registry.promote(paths, settings, outcome.version, reason=outcome.reason)
+        state, reason = "promoted", f"v{outcome.version} is champion: {outcome.reason}"
+    else:
+        store.set_status(paths, outcome.batch_ids, "rejected")
+        dvc_repo.add(paths.root)
+        state, reason = "rejected", f"gate rejected v{outcome.version}: {outcome.reason}"
+    for entry in ledger.current():
+        if entry.batch_id in outcome.batch_ids and entry.state in ("accepted", "accumulated", "received"):
+            ledger.record(entry.arrival, entry.batch_id, entry.file, state, reason,
+                          metrics={**entry.metrics, **_batch_metrics(outcome, entry.batch_id)},
+                          details={**entry.details, "version": outcome.version, "run_id": outcome.run_id})
+    return outcome
+
+
+def _batch_metrics(outcome: TrainingOutcome, batch_id: str) -> dict[str, float]:
+    keys = {f"candidate_accuracy.{batch_id}": "new_split_accuracy",
+            f"champion_accuracy.{batch_id}": "champion_new_split_accuracy",
+            "candidate_average_accuracy": "average_accuracy"}
+    return {short: round(outcome.metrics[key], 4) for key, short in keys.items() if key in outcome.metrics}
+
+
+# --- the first champion --------------------------------------------------------------------------
+
+def needs_first_champion(root: str) -> bool:
+    paths, _ = _project(root)
+    return store.champion_manifest(paths) is None and "reference" in store.batches_with_status(paths, "pending")
+
+
+def open_reference_arrival(root: str) -> None:
+    """The reference set is the first batch: give it a ledger arrival so its outcome is recorded."""
+    paths, _ = _project(root)
+    ledger = Ledger(paths.ledger)
+    if ledger.seen("reference") is None:
+        ledger.record(ledger.next_arrival(), "reference", "data/reference", "accepted",
+                      "reference set: the first champion is trained on it from the base model")
+
+
+def summary_rows(root: str) -> list[dict]:
+    paths, _ = _project(root)
+    return [asdict(e) for e in Ledger(paths.ledger).current()]

