@@ -45,6 +45,11 @@ def resolve_base_model(base: str) -> Path:
                      f"{sorted(PACKAGED_MODELS)}")
 
 
+def pick_device() -> torch.device:
+    """The GPU when torch sees one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
@@ -127,15 +132,16 @@ class Classifier:
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities, batched by similar lengths so padding stays small."""
         self.model.eval()
+        device = next(self.model.parameters()).device
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
                 enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
-                                     padding=True, return_tensors="pt")
+                                     padding=True, return_tensors="pt").to(device)
                 logits = self.model(**enc).logits
-                out[idx] = torch.softmax(logits.float(), dim=-1).numpy()
+                out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return out
 
     def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
@@ -155,6 +161,6 @@ def load_classifier(model_dir: Path, settings: ModelSettings, labels: list[str] 
         model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
     else:
         model = _base_classifier(model_settings, labels, seed=0, weights=model_dir)
-    model.eval()
+    model.to(pick_device()).eval()
     return Classifier(model=model, tokenizer=load_tokenizer(model_settings), labels=list(labels),
                       max_length=int(manifest.get("max_length", settings.max_length)))

@@ -23,6 +23,7 @@ def main() -> None:
     log.info("train: %s fine-tuning from %s", settings.model.finetune,
              f"champion v{plan['champion']['version']}" if start_from else f"base model {settings.model.base}")
     model = modeling.build_trainable(settings.model, labels, settings.train.seed, start_from)
+    model.to(modeling.pick_device())
     tokenizer = modeling.load_tokenizer(settings.model)
     label_index = {label: i for i, label in enumerate(labels)}
     report = fit(model, tokenizer, mix["text"].tolist(), [label_index[v] for v in mix["label"]],

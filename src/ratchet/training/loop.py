@@ -42,7 +42,8 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
         raise ValueError("nothing to train on: the training mix is empty")
     torch.manual_seed(settings.seed)
     encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    labels = torch.tensor(label_ids, dtype=torch.long)
+    device = next(model.parameters()).device
+    labels = torch.tensor(label_ids, dtype=torch.long, device=device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     steps_per_epoch = math.ceil(len(texts) / settings.batch_size)
@@ -62,7 +63,7 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
             epoch_loss = 0.0
             for start in range(0, len(order), settings.batch_size):
                 idx = order[start:start + settings.batch_size]
-                batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+                batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(device)
                 output = model(**batch, labels=labels[idx])
                 output.loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
