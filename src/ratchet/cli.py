@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +30,8 @@ STATE_STYLE = {"promoted": "green", "rejected": "red", "quarantined": "yellow", 
 
 def _setup(verbose: bool = False) -> None:
     configure_offline()
+    # Prefect's per-task "Finished in state Completed()" lines drown ratchet's own decisions.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)], force=True)
     logging.getLogger("ratchet").setLevel(logging.INFO)

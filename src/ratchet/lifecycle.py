@@ -109,6 +109,7 @@ def validate(root: str, arrival: Arrival) -> StepResult:
     paths, settings = _project(root)
     _, frame = _load_batch(Path(arrival.path), settings)
     result = run_suite(frame, settings.data, settings.validation)
+    atomic.write_json(paths.validation_reports / f"{arrival.batch_id}.json", result.ge_result)
     if result.passed:
         return StepResult(True, result.summary())
     reason = f"{arrival.file}: {result.summary()}"
@@ -204,9 +205,9 @@ def register(root: str, training: StepResult) -> TrainingOutcome:
     plan = atomic.read_json(paths.plan)
     evidence = [paths.gate_result, paths.eval_metrics, paths.train_metrics, paths.plan,
                 paths.accuracy_matrix]
-    for batch_id in batch_ids:
+    for batch_id in batch_ids:  # validation/<id>.json is the GE result, drift/<id>.* Evidently's
         evidence += [paths.drift_reports / f"{batch_id}.html", paths.drift_reports / f"{batch_id}.json",
-                     paths.quarantine / batch_id / "ge_result.json"]
+                     paths.validation_reports / f"{batch_id}.json"]
     inputs = [registry.DatasetInput(name=f"{b}/train", frame=store.read_split(paths, b, "train"),
                                     md5=dvc_repo.file_md5(paths.batch_dir(b) / "train.parquet"),
                                     source=str(paths.batch_dir(b) / "train.parquet"), context="training")

@@ -13,6 +13,7 @@ OFFLINE_ENVIRONMENT = {
     "TRANSFORMERS_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "PREFECT_LOGGING_EXTRA_LOGGERS": "ratchet",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # core code also logs outside flows
     "TOKENIZERS_PARALLELISM": "false",
     "GIT_PYTHON_REFRESH": "quiet",
 }

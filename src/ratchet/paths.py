@@ -116,6 +116,10 @@ class ProjectPaths:
     def drift_reports(self) -> Path:
         return self.root / "reports" / "drift"
 
+    @property
+    def validation_reports(self) -> Path:
+        return self.root / "reports" / "validation"
+
     # MLflow's embedded store (used when MLFLOW_TRACKING_URI is not set)
     @property
     def mlflow_db(self) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,13 +83,18 @@ def log_attempt(paths: ProjectPaths, settings: Settings, attempt: Attempt, candi
     mlflow = _connect(paths, settings)
     from ratchet import pyfunc_model
 
-    with mlflow.start_run(run_name=attempt.run_name) as run:
+    with warnings.catch_warnings(), mlflow.start_run(run_name=attempt.run_name) as run:
+        # MLflow warns that a local path could be two kinds of dataset source, and that the pyfunc
+        # has no type hints (ratchet validates inputs itself); neither needs the user's attention.
+        warnings.filterwarnings("ignore", message=".*dataset source can be interpreted.*")
+        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
         mlflow.set_tags({**attempt.tags, "ratchet.batches": ",".join(attempt.batch_ids)})
         mlflow.log_params({k: str(v)[:500] for k, v in attempt.params.items()})
         mlflow.log_metrics(attempt.metrics)
         for artifact in attempt.artifacts:
             if artifact.exists():
-                mlflow.log_artifact(str(artifact), artifact_path="evidence")
+                # evidence/<folder>/<file>: drift/ and validation/ both hold <batch_id>.json
+                mlflow.log_artifact(str(artifact), artifact_path=f"evidence/{artifact.parent.name}")
         for item in attempt.inputs:
             dataset = mlflow.data.from_pandas(item.frame, source=item.source, targets="label",
                                               name=item.name, digest=item.md5)

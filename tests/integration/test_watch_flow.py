@@ -74,9 +74,11 @@ def test_each_attempt_is_a_run_with_evidence_and_inputs(finished_project):
     run = client.get_run(client.get_model_version("ratchet", swapped["version"]).run_id)
     assert run.data.tags["ratchet.batches"] == swapped["batch_id"]
     assert run.data.metrics["gate_passed"] == 0.0
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evidence")}
+    artifacts = {a.path for folder in ("metrics", "drift", "validation")
+                 for a in client.list_artifacts(run.info.run_id, f"evidence/{folder}")}
     assert run.info.artifact_uri.startswith(paths.mlflow_artifacts.as_uri()), "artifacts stay in the project"
-    assert {"evidence/gate.json", "evidence/eval.json", f"evidence/{swapped['batch_id']}.html"} <= artifacts
+    assert {"evidence/metrics/gate.json", "evidence/metrics/eval.json", f"evidence/drift/{swapped['batch_id']}.html",
+            f"evidence/drift/{swapped['batch_id']}.json", f"evidence/validation/{swapped['batch_id']}.json"} <= artifacts
     digests = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
     train_file = paths.batch_dir(swapped["batch_id"]) / "train.parquet"
     assert digests[f"{swapped['batch_id']}/train"] == dvc_repo.file_md5(train_file)
@@ -131,3 +133,21 @@ def test_status_json_follows_the_contract(finished_project):
         assert {"batch_id", "file", "state", "reason", "metrics"} <= set(batch)
     promoted = by_file(status)["01-blue.csv"]
     assert promoted["metrics"]["new_split_accuracy"] >= 0.6
+
+
+def test_champion_loads_offline_as_a_pyfunc_and_predicts(finished_project, monkeypatch):
+    import mlflow
+
+    paths, _ = finished_project
+    uri = f"sqlite:///{paths.mlflow_db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # restored after the test
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/ratchet@champion")
+    texts = synthetic_frame({"blue": 3, "red": 3}, seed=9, prefix="serve")
+    out = model.predict(texts[["text"]])
+    assert list(out.columns) == ["label", "probabilities"]
+    assert set(out["label"]) <= {"red", "green", "blue"}
+    for probabilities in out["probabilities"]:
+        assert abs(sum(probabilities.values()) - 1.0) < 1e-4
+    accuracy = (out["label"] == texts["label"]).mean()
+    assert accuracy >= 0.5, "the served champion is the trained model, not a fresh one"

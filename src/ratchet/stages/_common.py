@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from ratchet.config import Settings, load_settings
@@ -13,6 +14,9 @@ from ratchet.paths import ProjectPaths
 
 def start(stage: str) -> tuple[ProjectPaths, Settings]:
     configure_offline()
+    # Deprecation notices of the pinned libraries are not the user's concern in a stage log.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {stage}: %(message)s", stream=sys.stderr)
     paths = ProjectPaths.at(Path.cwd())
     return paths, load_settings(paths.params)
