@@ -44,6 +44,8 @@ def watch(project: str = ".") -> list[dict]:
     if lifecycle.needs_first_champion(project):
         logger.info("no champion yet: training the first one on the reference set")
         lifecycle.open_reference_arrival(project)
+    if lifecycle.has_unfinished_training(project):
+        logger.info("finishing the training of batches accepted earlier")
         train_pending(project)
     for path in list_incoming(ProjectPaths.at(project).incoming):
         arrival = receive(project, str(path))

@@ -53,6 +53,37 @@ def run(project: ProjectOption = Path(".")) -> None:
 
 
 @app.command()
+def init(reference: Annotated[Path, typer.Argument(help="Labeled reference file (CSV, Parquet or JSONL).")],
+         project: ProjectOption = Path(".")) -> None:
+    """Start a project on your own data: validate the reference set (task 0) and track it in data/."""
+    _setup()
+    from ratchet import dvc_repo, lifecycle, store
+    from ratchet.validation import validate
+
+    from ratchet.batches import BatchReadError
+    from ratchet.config import ConfigError
+
+    paths = ProjectPaths.at(project)
+    try:
+        if store.read_catalog(paths):
+            raise store.CatalogError(f"{paths.catalog} exists: this project has its reference set already")
+        settings, frame, batch_id = lifecycle.read_reference_file(str(paths.root), reference)
+    except (BatchReadError, ConfigError, store.CatalogError, FileNotFoundError) as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    result = validate(frame, settings.data, settings.validation)
+    if not result.passed:
+        console.print(f"[red]{reference.name} is not a valid reference set:[/] {result.summary()}")
+        raise typer.Exit(2)
+    if not (paths.root / ".dvc").is_dir():
+        dvc_repo.init(paths.root)
+    store.create_reference(paths, frame, source=reference.name, eval_fraction=settings.data.eval_fraction)
+    md5 = dvc_repo.add(paths.root)
+    console.print(f"reference set {reference.name}: {len(frame)} rows ({batch_id}), data/ md5 {md5}.\n"
+                  "Commit data.dvc, drop labeled batches into incoming/ and run `ratchet run`.")
+
+
+@app.command()
 def demo(project: ProjectOption = Path("."),
          fresh: Annotated[bool, typer.Option(help="Set an earlier demo's state aside first.")] = False) -> None:
     """Build the BBC News reference and stream, then run the flow over it and say where to look."""

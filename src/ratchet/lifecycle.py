@@ -7,6 +7,7 @@ record of where each batch stands.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import subprocess
@@ -76,12 +77,10 @@ def receive(root: str, file: str) -> Arrival:
     try:
         batch_id, frame = _load_batch(source, settings)
     except BatchReadError as error:
-        import hashlib
+        from ratchet.validation import quarantine
 
         batch_id = "b-" + hashlib.sha256(source.read_bytes()).hexdigest()[:12]
         arrival = ledger.next_arrival()
-        from ratchet.validation import quarantine
-
         destination = quarantine(source, paths.quarantine / batch_id, batch_id, str(error), None)
         ledger.record(arrival, batch_id, source.name, "quarantined", str(error))
         return Arrival(arrival, batch_id, source.name, str(destination / source.name), "quarantined", str(error))
@@ -272,6 +271,14 @@ def _batch_metrics(outcome: TrainingOutcome, batch_id: str) -> dict[str, float]:
 
 # --- the first champion --------------------------------------------------------------------------
 
+def has_unfinished_training(root: str) -> bool:
+    """An arrival the policy sent to training but that never reached promoted/rejected (a crash,
+    or the first champion still to train): the flow trains the pending batches before new files."""
+    paths, _ = _project(root)
+    pending = set(store.batches_with_status(paths, "pending"))
+    return any(e.state == "accepted" and e.batch_id in pending for e in Ledger(paths.ledger).current())
+
+
 def needs_first_champion(root: str) -> bool:
     paths, _ = _project(root)
     return store.champion_manifest(paths) is None and "reference" in store.batches_with_status(paths, "pending")
@@ -284,6 +291,13 @@ def open_reference_arrival(root: str) -> None:
     if ledger.seen("reference") is None:
         ledger.record(ledger.next_arrival(), "reference", "data/reference", "accepted",
                       "reference set: the first champion is trained on it from the base model")
+
+
+def read_reference_file(root: str, file: Path) -> tuple[Settings, pd.DataFrame, str]:
+    """A user's reference set, read and normalised like any batch."""
+    _, settings = _project(root)
+    batch_id, frame = _load_batch(file, settings)
+    return settings, frame, batch_id
 
 
 def summary_rows(root: str) -> list[dict]:
