@@ -10,11 +10,13 @@ from ratchet.offline import configure_offline
 configure_offline()  # before Prefect reads its settings
 
 from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from ratchet import lifecycle  # noqa: E402
 from ratchet.batches import list_incoming  # noqa: E402
 from ratchet.paths import ProjectPaths  # noqa: E402
+from ratchet.summary import batch_markdown  # noqa: E402
 
 # Every step reads and writes project state, so none may be served from Prefect's cache.
 receive = task(lifecycle.receive, name="receive", cache_policy=NO_CACHE)
@@ -47,19 +49,25 @@ def watch(project: str = ".") -> list[dict]:
     if lifecycle.has_unfinished_training(project):
         logger.info("finishing the training of batches accepted earlier")
         train_pending(project)
-    for path in list_incoming(ProjectPaths.at(project).incoming):
+    paths = ProjectPaths.at(project)
+    for path in list_incoming(paths.incoming):
         arrival = receive(project, str(path))
-        if arrival.state != "received":
-            logger.info("%s: %s (%s)", arrival.file, arrival.state, arrival.reason)
-            continue
-        if not validate(project, arrival).ok:
-            continue
-        drift = check_drift(project, arrival)
-        if accept(project, arrival, drift).ok:
-            outcome = train_pending(project)
-            if outcome is not None:
-                logger.info("%s: %s", arrival.file, "promoted" if outcome.passed else f"rejected: {outcome.reason}")
+        if arrival.state == "received":
+            _process(project, arrival)
+        create_markdown_artifact(key=f"batch-{arrival.batch_id}", markdown=batch_markdown(paths, arrival.arrival),
+                                 description=f"ratchet: outcome of {arrival.file}")
     return lifecycle.summary_rows(project)
+
+
+def _process(project: str, arrival: lifecycle.Arrival) -> None:
+    if not validate(project, arrival).ok:
+        return
+    drift = check_drift(project, arrival)
+    if accept(project, arrival, drift).ok:
+        outcome = train_pending(project)
+        if outcome is not None:
+            get_run_logger().info("%s: %s", arrival.file,
+                                  "promoted" if outcome.passed else f"rejected: {outcome.reason}")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def demo(project: ProjectOption = Path("."),
     _run_watch(paths)
     _print_status(paths)
     console.print(
-        "\n[bold]Where to look[/]\n"
+        "\n[bold]Where to look[/] (commands from .venv/bin, or after `source .venv/bin/activate`)\n"
         f"  ratchet status              the champion and every batch's outcome (--json for machines)\n"
         f"  reports/drift/*.html        Evidently drift report per batch (open in a browser)\n"
         f"  quarantine/<batch>/         rejected files with reason.json and the Great Expectations result\n"

@@ -31,13 +31,13 @@ class DemoFile:
 
 
 DEMO_FILES = (
-    DemoFile("01-new-topics-tech-sport.csv", "new topics arrive: tech and sport"),
-    DemoFile("02-new-topic-entertainment.jsonl", "another new topic: entertainment"),
-    DemoFile("03-same-distribution.parquet", "more business and politics, like the reference"),
+    DemoFile("01-same-distribution.parquet", "more business and politics, like the reference"),
+    DemoFile("02-new-topics-tech-sport.csv", "new topics arrive: tech and sport"),
+    DemoFile("03-new-topic-entertainment.jsonl", "another new topic: entertainment"),
     DemoFile("04-malformed.csv", "unknown label, empty texts and a repeated id: quarantined"),
     DemoFile("05-missing-label-column.csv", "no label column at all: quarantined"),
     DemoFile("06-shuffled-labels.csv", "labels deliberately shuffled: the gate must reject it"),
-    DemoFile("07-tech-sport-resent.csv", "batch 01 sent again: recognised as a duplicate"),
+    DemoFile("07-tech-sport-resent.csv", "batch 02 sent again: recognised as a duplicate"),
 )
 
 
@@ -58,9 +58,9 @@ def build_stream() -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     reference = pd.concat([_take(pool, label, REFERENCE_PER_LABEL) for label in REFERENCE_LABELS],
                           ignore_index=True)
     files: dict[str, pd.DataFrame] = {}
-    files["01-new-topics-tech-sport.csv"] = pd.concat([_take(pool, "tech", 100), _take(pool, "sport", 100)])
-    files["02-new-topic-entertainment.jsonl"] = _take(pool, "entertainment", 120)
-    files["03-same-distribution.parquet"] = pd.concat([_take(pool, "business", 60), _take(pool, "politics", 60)])
+    files["01-same-distribution.parquet"] = pd.concat([_take(pool, "business", 60), _take(pool, "politics", 60)])
+    files["02-new-topics-tech-sport.csv"] = pd.concat([_take(pool, "tech", 100), _take(pool, "sport", 100)])
+    files["03-new-topic-entertainment.jsonl"] = _take(pool, "entertainment", 120)
 
     malformed = pd.concat([_take(pool, label, 12) for label in ("business", "tech", "sport")], ignore_index=True)
     malformed.loc[[1, 5, 9], "label"] = "weather"
@@ -72,7 +72,7 @@ def build_stream() -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     shuffled = pd.concat([_take(pool, label, 30) for label in sorted(pool)], ignore_index=True)
     shuffled["label"] = shuffled["label"].sample(frac=1.0, random_state=7).to_numpy()  # ~80% wrong
     files["06-shuffled-labels.csv"] = _shuffled_by_id(shuffled, "shuffle")
-    files["07-tech-sport-resent.csv"] = files["01-new-topics-tech-sport.csv"]
+    files["07-tech-sport-resent.csv"] = files["02-new-topics-tech-sport.csv"]
     return reference.reset_index(drop=True), {k: v.reset_index(drop=True) for k, v in files.items()}
 
 

@@ -25,6 +25,9 @@ def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("DVC_NO_ANALYTICS", "1")
+    # Fixed BLAS/OpenMP thread counts keep CPU results repeatable when the machine is busy.
+    env.setdefault("MKL_DYNAMIC", "FALSE")
+    env.setdefault("OMP_DYNAMIC", "FALSE")
     return env
 
 

@@ -235,6 +235,7 @@ def conclude(root: str, outcome: TrainingOutcome) -> TrainingOutcome:
     """Promote (alias + data/champion/) or reject; close every affected arrival in the ledger."""
     paths, settings = _project(root)
     ledger = Ledger(paths.ledger)
+    gate_checks = atomic.read_json(paths.gate_result)["checks"]  # kept with each batch it judged
     if outcome.passed:
         evaluation = atomic.read_json(paths.eval_metrics)
         old = store.champion_manifest(paths)
@@ -258,7 +259,8 @@ def conclude(root: str, outcome: TrainingOutcome) -> TrainingOutcome:
         if entry.batch_id in outcome.batch_ids and entry.state in ("accepted", "accumulated", "received"):
             ledger.record(entry.arrival, entry.batch_id, entry.file, state, reason,
                           metrics={**entry.metrics, **_batch_metrics(outcome, entry.batch_id)},
-                          details={**entry.details, "version": outcome.version, "run_id": outcome.run_id})
+                          details={**entry.details, "version": outcome.version, "run_id": outcome.run_id,
+                                   "gate_checks": gate_checks})
     return outcome
 
 

@@ -25,8 +25,8 @@ def test_demo_stream_tells_its_story():
     reference, files = demo.build_stream()
     assert sorted(reference["label"].unique()) == ["business", "politics"]
     assert [f.name for f in demo.DEMO_FILES] == list(files)
-    assert set(files["01-new-topics-tech-sport.csv"]["label"]) == {"tech", "sport"}
-    assert set(files["02-new-topic-entertainment.jsonl"]["label"]) == {"entertainment"}
+    assert set(files["02-new-topics-tech-sport.csv"]["label"]) == {"tech", "sport"}
+    assert set(files["03-new-topic-entertainment.jsonl"]["label"]) == {"entertainment"}
     malformed = files["04-malformed.csv"]
     assert "weather" in set(malformed["label"]) and (malformed["text"] == "").any()
     assert malformed["id"].duplicated().any()
@@ -37,4 +37,4 @@ def test_demo_stream_tells_its_story():
     ids = pd.concat([reference["id"]] + [f["id"] for n, f in files.items() 
                      if n not in ("04-malformed.csv", "07-tech-sport-resent.csv")])
     assert ids.is_unique, "no article is used twice"
-    assert files["07-tech-sport-resent.csv"].equals(files["01-new-topics-tech-sport.csv"])
+    assert files["07-tech-sport-resent.csv"].equals(files["02-new-topics-tech-sport.csv"])

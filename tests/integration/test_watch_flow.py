@@ -151,3 +151,15 @@ def test_champion_loads_offline_as_a_pyfunc_and_predicts(finished_project, monke
         assert abs(sum(probabilities.values()) - 1.0) < 1e-4
     accuracy = (out["label"] == texts["label"]).mean()
     assert accuracy >= 0.5, "the served champion is the trained model, not a fresh one"
+
+
+def test_each_batch_has_a_markdown_summary(finished_project):
+    from ratchet.summary import batch_markdown
+
+    paths, rows = finished_project
+    swapped = next(r for r in rows if r["file"] == "04-swapped.parquet")
+    text = batch_markdown(paths, swapped["arrival"])
+    assert text.startswith("# 04-swapped.parquet: **rejected**")
+    assert "| **no** |" in text.split("| check |")[1].splitlines()[2], "failing checks come first"
+    quarantined = next(r for r in rows if r["state"] == "quarantined")
+    assert "reason.json" in batch_markdown(paths, quarantined["arrival"])
