@@ -114,6 +114,8 @@ def demo(project: ProjectOption = Path("."),
     console.print(
         "\n[bold]Where to look[/] (commands from .venv/bin, or after `source .venv/bin/activate`)\n"
         f"  ratchet status              the champion and every batch's outcome (--json for machines)\n"
+        f"  ratchet history             every move of the champion alias, and why\n"
+        f"  ratchet predict \"text\"      the champion's label and probabilities for a text\n"
         f"  reports/drift/*.html        Evidently drift report per batch (open in a browser)\n"
         f"  quarantine/<batch>/         rejected files with reason.json and the Great Expectations result\n"
         f"  metrics/gate.json           the last gate decision, check by check\n"
@@ -150,6 +152,50 @@ def status(project: ProjectOption = Path("."),
         sys.stdout.write("\n")
         return
     _print_status(paths)
+
+
+@app.command()
+def history(project: ProjectOption = Path("."),
+            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Every move of the `champion` and `previous` aliases: when, from which version to which, why, by whom."""
+    _setup()
+    from dataclasses import asdict
+
+    from ratchet import registry
+    from ratchet.config import load_settings
+
+    paths = ProjectPaths.at(project)
+    events = registry.alias_history(paths, load_settings(paths.params))
+    if as_json:
+        json.dump([asdict(e) for e in events], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    table = Table("when", "alias", "from", "to", "by", "why", show_lines=True)
+    for event in events:
+        table.add_row(event.at, event.alias, f"v{event.from_version}" if event.from_version else "-",
+                      f"v{event.to_version}", event.actor, event.reason)
+    console.print(table if events else "no alias has been set yet")
+
+
+@app.command()
+def predict(texts: Annotated[list[str], typer.Argument(help="One or more texts to classify.")],
+            project: ProjectOption = Path(".")) -> None:
+    """Classify texts with the champion in data/champion (offline), with its class probabilities."""
+    _setup()
+    from ratchet import modeling, store
+    from ratchet.config import load_settings
+
+    paths = ProjectPaths.at(project)
+    manifest = store.champion_manifest(paths)
+    if manifest is None:
+        console.print("[red]no champion yet[/]: run `ratchet demo` or `ratchet run` first")
+        raise typer.Exit(2)
+    classifier = modeling.load_classifier(paths.champion, load_settings(paths.params).model)
+    for text, row in zip(texts, classifier.predict_proba(texts)):
+        ranked = sorted(zip(classifier.labels, row), key=lambda item: -item[1])
+        console.print(f"[bold]{ranked[0][0]}[/] ({ranked[0][1]:.2f})  "
+                      + ", ".join(f"{label} {p:.2f}" for label, p in ranked[1:3])
+                      + f"  <- {text[:80]!r}  [dim]champion v{manifest['version']}[/]")
 
 
 if __name__ == "__main__":

@@ -249,7 +249,7 @@ def conclude(root: str, outcome: TrainingOutcome) -> TrainingOutcome:
             "history": history})
         store.set_status(paths, outcome.batch_ids, "trained")
         dvc_repo.add(paths.root)
-        registry.promote(paths, settings, outcome.version, reason=outcome.reason)
+        registry.promote(paths, settings, outcome.version, reason=outcome.reason, run_id=outcome.run_id)
         state, reason = "promoted", f"v{outcome.version} is champion: {outcome.reason}"
     else:
         store.set_status(paths, outcome.batch_ids, "rejected")

@@ -122,18 +122,83 @@ def champion_version(paths: ProjectPaths, settings: Settings) -> str | None:
         return None
 
 
-def promote(paths: ProjectPaths, settings: Settings, version: str, reason: str) -> str | None:
-    """Point `champion` at `version` (and `previous` at the old champion); returns the old one."""
+HISTORY_TAG_PREFIX = "ratchet.alias_event."
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """One move of an alias: MLflow keeps only where an alias points now, ratchet keeps how it got there."""
+
+    at: str
+    alias: str
+    from_version: str | None
+    to_version: str
+    reason: str
+    actor: str
+    run_id: str | None = None
+
+
+def _record_alias_event(client, name: str, event: AliasEvent) -> None:
+    """Append-only: each event is its own registered-model tag with the next sequence number."""
+    import json
+    from dataclasses import asdict
+
+    tags = client.get_registered_model(name).tags or {}
+    number = 1 + max((int(k.removeprefix(HISTORY_TAG_PREFIX)) for k in tags if k.startswith(HISTORY_TAG_PREFIX)),
+                     default=0)
+    client.set_registered_model_tag(name, f"{HISTORY_TAG_PREFIX}{number:06d}", json.dumps(asdict(event)))
+
+
+def alias_history(paths: ProjectPaths, settings: Settings) -> list[AliasEvent]:
+    """Every recorded alias move of the registered model, oldest first."""
+    import json
+
+    mlflow = _connect(paths, settings)
+    try:
+        tags = mlflow.MlflowClient().get_registered_model(settings.project.registered_model).tags or {}
+    except mlflow.exceptions.MlflowException:
+        return []
+    return [AliasEvent(**json.loads(tags[k])) for k in sorted(tags) if k.startswith(HISTORY_TAG_PREFIX)]
+
+
+def _actor() -> str:
+    import getpass
+
+    return os.environ.get("RATCHET_ACTOR") or f"{getpass.getuser()} (ratchet)"
+
+
+def promote(paths: ProjectPaths, settings: Settings, version: str, reason: str,
+            run_id: str | None = None) -> str | None:
+    """Point `champion` at `version` (and `previous` at the old champion); returns the old one.
+
+    Each move is appended to the alias history, and `champion` is read back after setting it.
+    """
+    from datetime import datetime, timezone
+
     mlflow = _connect(paths, settings)
     client = mlflow.MlflowClient()
     name = settings.project.registered_model
     old = champion_version(paths, settings)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if old is not None and old != version:
+        old_previous = _alias_version(client, name, PREVIOUS)
         client.set_registered_model_alias(name, PREVIOUS, old)
+        _record_alias_event(client, name, AliasEvent(now, PREVIOUS, old_previous, old,
+                                                     f"v{old} stepped down for v{version}", _actor(), run_id))
     client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, version, "ratchet.promotion_reason", reason)
     current = champion_version(paths, settings)
     if current != version:
         raise RuntimeError(f"registry: alias {CHAMPION} reads back as v{current}, expected v{version}")
+    _record_alias_event(client, name, AliasEvent(now, CHAMPION, old, version, reason, _actor(), run_id))
     log.info("registry: %s@%s -> v%s (was %s)", name, CHAMPION, version, f"v{old}" if old else "none")
     return old
+
+
+def _alias_version(client, name: str, alias: str) -> str | None:
+    import mlflow
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None

@@ -163,3 +163,29 @@ def test_each_batch_has_a_markdown_summary(finished_project):
     assert "| **no** |" in text.split("| check |")[1].splitlines()[2], "failing checks come first"
     quarantined = next(r for r in rows if r["state"] == "quarantined")
     assert "reason.json" in batch_markdown(paths, quarantined["arrival"])
+
+
+def test_history_records_every_alias_move(finished_project):
+    from ratchet.cli import app
+
+    paths, _ = finished_project
+    batches = by_file(project_status(paths))
+    result = CliRunner().invoke(app, ["history", "--json", "--project", str(paths.root)])
+    assert result.exit_code == 0, result.output
+    events = json.loads(result.output)
+    first, second = batches["data/reference"]["version"], batches["01-blue.csv"]["version"]
+    moves = [(e["alias"], e["from_version"], e["to_version"]) for e in events]
+    assert moves == [("champion", None, first), ("previous", None, first), ("champion", first, second)]
+    assert events[-1]["run_id"] == project_status(paths)["champion"]["run_id"]
+    assert "passed all" in events[-1]["reason"]
+
+
+def test_predict_uses_the_champion(finished_project):
+    from ratchet.cli import app
+
+    paths, _ = finished_project
+    text = " ".join(["ocean", "whale", "the", "sky", "of", "lagoon", "navy", "harbor"])
+    result = CliRunner().invoke(app, ["predict", text, "--project", str(paths.root)])
+    assert result.exit_code == 0, result.output
+    assert "blue" in result.output.split("(")[0]
+    assert f"champion v{project_status(paths)['champion']['version']}" in result.output
