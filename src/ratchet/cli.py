@@ -178,6 +178,34 @@ def history(project: ProjectOption = Path("."),
 
 
 @app.command()
+def lineage(version: Annotated[str, typer.Argument(help="Registered model version, e.g. 4.")],
+            project: ProjectOption = Path("."),
+            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """What a version was trained on and how: its chain of parents back to the base model."""
+    _setup()
+    from ratchet import registry
+    from ratchet.config import load_settings
+
+    paths = ProjectPaths.at(project)
+    try:
+        chain = registry.lineage(paths, load_settings(paths.params), version)
+    except LookupError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    if as_json:
+        json.dump(chain, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    for link in chain:
+        aliases = f" [green]@{', @'.join(link['aliases'])}[/]" if link["aliases"] else ""
+        console.print(f"[bold]v{link['version']}[/]{aliases}  gate {link.get('gate', '?')}  "
+                      f"batches {link.get('batches', '?')}  parent {link.get('parent_version', '?')}")
+        console.print(f"    run {link['run_id']}  data md5 {link.get('data_md5', '?')}  "
+                      f"git {link.get('git_commit', '?')[:12]}  {link.get('finetune', '?')} on {link.get('base_model', '?')}")
+    console.print("    base model" if chain else "")
+
+
+@app.command()
 def predict(texts: Annotated[list[str], typer.Argument(help="One or more texts to classify.")],
             project: ProjectOption = Path(".")) -> None:
     """Classify texts with the champion in data/champion (offline), with its class probabilities."""

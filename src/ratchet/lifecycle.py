@@ -8,6 +8,7 @@ record of where each batch stands.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ratchet import atomic, dvc_repo, registry, store
+from ratchet import atomic, dvc_repo, modeling, registry, store
 from ratchet.batches import TERMINAL_STATES, BatchReadError, Ledger, content_hash, normalise, read_raw
 from ratchet.config import Settings, load_settings
 from ratchet.paths import ProjectPaths
@@ -176,6 +177,16 @@ def run_pipeline(root: str) -> StepResult:
     return StepResult(bool(gate["passed"]), gate["summary"], {"batch_ids": pending})
 
 
+def _sha256(path: Path) -> str:
+    if not path.exists():
+        return "missing"
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _git_commit(root: Path) -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
@@ -222,6 +233,11 @@ def register(root: str, training: StepResult) -> TrainingOutcome:
             "ratchet.git_commit": _git_commit(paths.root),
             "ratchet.parent_version": str(plan["champion"]["version"]) if plan["champion"] else "base",
             "ratchet.base_model": settings.model.base,
+            "ratchet.base_model_sha256": _sha256(modeling.resolve_base_model(settings.model.base) / "model.safetensors"),
+            "ratchet.params_sha256": _sha256(paths.params),
+            "ratchet.dvc_lock_sha256": _sha256(paths.root / "dvc.lock"),
+            "ratchet.eval_md5": json.dumps({s["name"]: dvc_repo.file_md5(paths.batch_dir(s["name"]) / "eval.parquet")
+                                            for s in plan["eval_splits"]}, sort_keys=True),
             "ratchet.finetune": settings.model.finetune}
     metrics = _attempt_metrics(evaluation, gate)
     record = registry.log_attempt(paths, settings, registry.Attempt(

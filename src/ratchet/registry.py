@@ -202,3 +202,24 @@ def _alias_version(client, name: str, alias: str) -> str | None:
         return str(client.get_model_version_by_alias(name, alias).version)
     except mlflow.exceptions.MlflowException:
         return None
+
+
+def lineage(paths: ProjectPaths, settings: Settings, version: str) -> list[dict]:
+    """The chain from `version` back to the base model: each version's run and lineage tags."""
+    mlflow = _connect(paths, settings)
+    client = mlflow.MlflowClient()
+    name = settings.project.registered_model
+    chain, seen = [], set()
+    current: str | None = str(version)
+    while current and current != "base" and current not in seen:
+        seen.add(current)
+        try:
+            model_version = client.get_model_version(name, current)
+        except mlflow.exceptions.MlflowException:
+            raise LookupError(f"{name} has no version {current}") from None
+        tags = {k.removeprefix("ratchet."): v for k, v in (model_version.tags or {}).items()
+                if k.startswith("ratchet.")}
+        chain.append({"version": current, "run_id": model_version.run_id,
+                      "aliases": list(model_version.aliases or []), **tags})
+        current = tags.get("parent_version")
+    return chain

@@ -189,3 +189,23 @@ def test_predict_uses_the_champion(finished_project):
     assert result.exit_code == 0, result.output
     assert "blue" in result.output.split("(")[0]
     assert f"champion v{project_status(paths)['champion']['version']}" in result.output
+
+
+def test_lineage_walks_back_to_the_base_model(finished_project):
+    from ratchet.cli import app
+
+    paths, _ = finished_project
+    status = project_status(paths)
+    result = CliRunner().invoke(app, ["lineage", status["champion"]["version"], "--json", "--project", str(paths.root)])
+    assert result.exit_code == 0, result.output
+    chain = json.loads(result.output)
+    batches = by_file(status)
+    assert [link["version"] for link in chain] == [batches["01-blue.csv"]["version"], batches["data/reference"]["version"]]
+    assert [link["batches"] for link in chain] == [batches["01-blue.csv"]["batch_id"], "reference"]
+    assert chain[-1]["parent_version"] == "base"
+    newest = chain[0]
+    assert "champion" in newest["aliases"]
+    assert len(newest["base_model_sha256"]) == 64 and len(newest["params_sha256"]) == 64
+    assert set(json.loads(newest["eval_md5"])) == {"reference", batches["01-blue.csv"]["batch_id"]}
+    missing = CliRunner().invoke(app, ["lineage", "99", "--project", str(paths.root)])
+    assert missing.exit_code == 2 and "no version 99" in missing.output
