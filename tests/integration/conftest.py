@@ -29,13 +29,20 @@ def tiny_params(model_dir: Path) -> dict:
     return params
 
 
-def make_project(root: Path, model_dir: Path) -> ProjectPaths:
-    """A fresh project: the pipeline files of this repo, tiny-model params, git, DVC, a reference."""
+def make_project(root: Path, model_dir: Path, overrides: dict | None = None) -> ProjectPaths:
+    """A fresh project: the pipeline files of this repo, tiny-model params, git, DVC, a reference.
+
+    `overrides` maps "section.key" to a value, e.g. {"policy.train_on": "min_new_examples"}.
+    """
     root.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(model_dir), sort_keys=False))
+    params = tiny_params(model_dir)
+    for key, value in (overrides or {}).items():
+        section, name = key.split(".")
+        params[section][name] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.email=test@ratchet", "-c", "user.name=ratchet-test"]
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     dvc_repo.init(root)
