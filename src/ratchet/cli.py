@@ -178,6 +178,23 @@ def history(project: ProjectOption = Path("."),
 
 
 @app.command()
+def rollback(reason: Annotated[str, typer.Option("--reason", help="Why: kept in the alias history.")],
+             project: ProjectOption = Path(".")) -> None:
+    """Move `champion` back to the `previous` version (and data/champion/ with it), recorded."""
+    _setup()
+    from ratchet import lifecycle
+
+    paths = ProjectPaths.at(project)
+    try:
+        result = lifecycle.rollback(str(paths.root), reason)
+    except RuntimeError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    console.print(f"champion is v{result['to_version']} again (was v{result['from_version']}); "
+                  f"batches no longer in the champion: {', '.join(result['batches_undone']) or 'none'}")
+
+
+@app.command()
 def lineage(version: Annotated[str, typer.Argument(help="Registered model version, e.g. 4.")],
             project: ProjectOption = Path("."),
             as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:

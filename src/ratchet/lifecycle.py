@@ -259,10 +259,10 @@ def conclude(root: str, outcome: TrainingOutcome) -> TrainingOutcome:
         history.append({"model": f"v{outcome.version}",
                         "accuracy": {n: round(s["candidate"]["accuracy"], 6) for n, s in evaluation["splits"].items()}})
         trained = (old.get("trained_batches", []) if old else []) + outcome.batch_ids
-        store.install_champion(paths, paths.candidate, {
-            **atomic.read_json(paths.candidate / "ratchet_model.json"),
-            "version": outcome.version, "run_id": outcome.run_id, "trained_batches": trained,
-            "history": history})
+        manifest = {**atomic.read_json(paths.candidate / "ratchet_model.json"), "version": outcome.version,
+                    "run_id": outcome.run_id, "trained_batches": trained, "history": history}
+        registry.log_champion_manifest(paths, settings, outcome.run_id, manifest)  # for a later rollback
+        store.install_champion(paths, paths.candidate, manifest)
         store.set_status(paths, outcome.batch_ids, "trained")
         dvc_repo.add(paths.root)
         registry.promote(paths, settings, outcome.version, reason=outcome.reason, run_id=outcome.run_id)
@@ -278,6 +278,35 @@ def conclude(root: str, outcome: TrainingOutcome) -> TrainingOutcome:
                           details={**entry.details, "version": outcome.version, "run_id": outcome.run_id,
                                    "gate_checks": gate_checks})
     return outcome
+
+
+def rollback(root: str, reason: str) -> dict:
+    """Put the `previous` version back as champion: data/champion/, aliases, catalog and ledger.
+
+    Batches that only the rolled-back champion had learned are marked rejected (kept in data/,
+    never replayed or evaluated again) and their arrivals record why.
+    """
+    import tempfile
+
+    paths, settings = _project(root)
+    current, previous = registry.champion_version(paths, settings), registry.previous_version(paths, settings)
+    if current is None or previous is None:
+        raise RuntimeError("nothing to roll back to: the registry has no `previous` version")
+    current_manifest = store.champion_manifest(paths) or {}
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir, manifest = registry.download_champion(paths, settings, previous, Path(scratch))
+        store.install_champion(paths, model_dir, manifest)
+    undone = [b for b in current_manifest.get("trained_batches", []) if b not in manifest["trained_batches"]]
+    if undone:
+        store.set_status(paths, undone, "rejected")
+    dvc_repo.add(paths.root)
+    why = f"rolled back from v{current} to v{previous}: {reason}"
+    ledger = Ledger(paths.ledger)
+    for entry in ledger.current():
+        if entry.batch_id in undone and entry.state == "promoted":
+            ledger.record(entry.arrival, entry.batch_id, entry.file, "rejected", why, entry.metrics, entry.details)
+    registry.roll_back_aliases(paths, settings, current, previous, reason)
+    return {"from_version": current, "to_version": previous, "batches_undone": undone}
 
 
 def _batch_metrics(outcome: TrainingOutcome, batch_id: str) -> dict[str, float]:

@@ -223,3 +223,56 @@ def lineage(paths: ProjectPaths, settings: Settings, version: str) -> list[dict]
                       "aliases": list(model_version.aliases or []), **tags})
         current = tags.get("parent_version")
     return chain
+
+
+CHAMPION_MANIFEST_ARTIFACT = "champion/ratchet_model.json"
+
+
+def log_champion_manifest(paths: ProjectPaths, settings: Settings, run_id: str, manifest: dict) -> None:
+    """Keep the champion manifest (cumulative batches, accuracy history) with the run that made it."""
+    mlflow = _connect(paths, settings)
+    mlflow.MlflowClient().log_dict(run_id, manifest, CHAMPION_MANIFEST_ARTIFACT)
+
+
+def previous_version(paths: ProjectPaths, settings: Settings) -> str | None:
+    mlflow = _connect(paths, settings)
+    return _alias_version(mlflow.MlflowClient(), settings.project.registered_model, PREVIOUS)
+
+
+def download_champion(paths: ProjectPaths, settings: Settings, version: str, scratch: Path) -> tuple[Path, dict]:
+    """A registered version's model folder (safetensors + ratchet_model.json) and its champion manifest."""
+    mlflow = _connect(paths, settings)
+    client = mlflow.MlflowClient()
+    model_version = client.get_model_version(settings.project.registered_model, version)
+    local = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{settings.project.registered_model}/{version}", dst_path=str(scratch)))
+    folders = [m.parent for m in local.rglob("ratchet_model.json")]
+    if len(folders) != 1:
+        raise RuntimeError(f"version {version} holds {len(folders)} ratchet model folders, expected one")
+    manifest = mlflow.artifacts.load_dict(f"runs:/{model_version.run_id}/{CHAMPION_MANIFEST_ARTIFACT}")
+    return folders[0], manifest
+
+
+def roll_back_aliases(paths: ProjectPaths, settings: Settings, current: str, previous: str, reason: str) -> None:
+    """champion -> previous; previous -> the champion before that one (from the history), or unset."""
+    from datetime import datetime, timezone
+
+    mlflow = _connect(paths, settings)
+    client = mlflow.MlflowClient()
+    name = settings.project.registered_model
+    if champion_version(paths, settings) != current:
+        raise RuntimeError(f"champion moved while rolling back (expected v{current}); nothing changed in the registry")
+    earlier = [e.from_version for e in alias_history(paths, settings)
+               if e.alias == CHAMPION and e.to_version == previous and e.from_version]
+    now, why = datetime.now(timezone.utc).isoformat(timespec="seconds"), f"rollback: {reason}"
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    if champion_version(paths, settings) != previous:
+        raise RuntimeError(f"registry: alias {CHAMPION} did not read back as v{previous}")
+    _record_alias_event(client, name, AliasEvent(now, CHAMPION, current, previous, why, _actor()))
+    if earlier:
+        client.set_registered_model_alias(name, PREVIOUS, earlier[-1])
+        _record_alias_event(client, name, AliasEvent(now, PREVIOUS, previous, earlier[-1], why, _actor()))
+    else:
+        client.delete_registered_model_alias(name, PREVIOUS)
+    client.set_model_version_tag(name, current, "ratchet.rolled_back", why)
+    log.info("registry: %s@%s rolled back v%s -> v%s", name, CHAMPION, current, previous)

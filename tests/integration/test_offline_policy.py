@@ -8,7 +8,7 @@ from tests.conftest import synthetic_frame
 from tests.integration.conftest import drop, make_project
 
 
-def test_batches_accumulate_then_train_together(tmp_path, tiny_model_dir, prefect_harness, no_tracking_server):
+def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_dir, prefect_harness, no_tracking_server):
     from flows.watch import watch
 
     paths = make_project(tmp_path / "project", tiny_model_dir,
@@ -26,3 +26,29 @@ def test_batches_accumulate_then_train_together(tmp_path, tiny_model_dir, prefec
                              if e.batch_id == first["batch_id"] and e.state == "accumulated")
     assert set(store.batches_with_status(paths, "trained")) == {"reference", first["batch_id"], second["batch_id"]}
     assert store.champion_manifest(paths)["trained_batches"][-2:] == [first["batch_id"], second["batch_id"]]
+
+    # ...then someone rolls the champion back: data/champion, aliases, catalog and ledger follow.
+    from typer.testing import CliRunner
+
+    from ratchet import dvc_repo, registry
+    from ratchet.cli import app
+    from ratchet.config import load_settings
+
+    rolled_back_version = rows["01-blue-part-one.csv"]["details"]["version"]
+    result = CliRunner().invoke(app, ["rollback", "--reason", "complaints from support", "--project", str(paths.root)])
+    assert result.exit_code == 0, result.output
+    settings = load_settings(paths.params)
+    champion = store.champion_manifest(paths)
+    assert champion["trained_batches"] == ["reference"]
+    assert champion["version"] == "1" and champion["kind"] == "lora"
+    assert (paths.champion / "adapter_model.safetensors").exists()
+    assert registry.champion_version(paths, settings) == champion["version"] != rolled_back_version
+    assert registry.previous_version(paths, settings) is None
+    assert set(store.batches_with_status(paths, "rejected")) == {first["batch_id"], second["batch_id"]}
+    states = {e.file: (e.state, e.reason) for e in Ledger(paths.ledger).current()}
+    assert states["01-blue-part-one.csv"][0] == "rejected" and "complaints from support" in states["01-blue-part-one.csv"][1]
+    last = registry.alias_history(paths, settings)[-1]
+    assert (last.alias, last.from_version, last.to_version) == ("champion", rolled_back_version, champion["version"])
+    assert dvc_repo.status_clean(paths.root)
+    again = CliRunner().invoke(app, ["rollback", "--reason", "twice", "--project", str(paths.root)])
+    assert again.exit_code == 2 and "nothing to roll back to" in again.output
