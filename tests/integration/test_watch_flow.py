@@ -209,3 +209,59 @@ def test_lineage_walks_back_to_the_base_model(finished_project):
     assert set(json.loads(newest["eval_md5"])) == {"reference", batches["01-blue.csv"]["batch_id"]}
     missing = CliRunner().invoke(app, ["lineage", "99", "--project", str(paths.root)])
     assert missing.exit_code == 2 and "no version 99" in missing.output
+
+
+def test_champion_is_served_over_http_on_loopback(finished_project):
+    """`mlflow models serve -m models:/ratchet@champion --env-manager local` answers /invocations."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    paths, _ = finished_project
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # mlflow execs `uvicorn` by name: the virtualenv's bin must be on PATH (as when it is activated)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{paths.mlflow_db}",
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/ratchet@champion",
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"server did not start: {server.stderr.read()[-2000:]}") from None
+                time.sleep(1)
+        body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [
+            ["ocean whale the sky of lagoon navy harbor"], ["apple cherry the fire of rose ruby brick"]]}})
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions = json.loads(response.read())["predictions"]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    from ratchet import modeling
+    from ratchet.config import load_settings
+
+    local = modeling.load_classifier(paths.champion, load_settings(paths.params).model)
+    texts = ["ocean whale the sky of lagoon navy harbor", "apple cherry the fire of rose ruby brick"]
+    assert [p["label"] for p in predictions] == local.predict(texts), "the server answers with the champion"
+    expected = local.predict_proba(texts)
+    for row, served in zip(expected, predictions):
+        assert abs(sum(served["probabilities"].values()) - 1.0) < 1e-4
+        for label, value in zip(local.labels, row):
+            assert abs(served["probabilities"][label] - float(value)) < 1e-4
