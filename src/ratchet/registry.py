@@ -115,11 +115,7 @@ def log_attempt(paths: ProjectPaths, settings: Settings, attempt: Attempt, candi
 
 def champion_version(paths: ProjectPaths, settings: Settings) -> str | None:
     mlflow = _connect(paths, settings)
-    try:
-        return str(mlflow.MlflowClient().get_model_version_by_alias(
-            settings.project.registered_model, CHAMPION).version)
-    except mlflow.exceptions.MlflowException:
-        return None
+    return _alias_version(mlflow.MlflowClient(), settings.project.registered_model, CHAMPION)
 
 
 HISTORY_TAG_PREFIX = "ratchet.alias_event."
