@@ -80,8 +80,5 @@ def file_md5(path: Path) -> str:
     """The md5 DVC records for a file (DVC 3 hashes file bytes), used as the dataset digest."""
     import hashlib
 
-    digest = hashlib.md5()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "md5").hexdigest()

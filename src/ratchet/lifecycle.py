@@ -180,11 +180,8 @@ def run_pipeline(root: str) -> StepResult:
 def _sha256(path: Path) -> str:
     if not path.exists():
         return "missing"
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _git_commit(root: Path) -> str:
