@@ -51,6 +51,14 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class DriftVerdict:
+    """The drift step's answer: whether the batch drifted from the reference, and why."""
+
+    drifted: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class TrainingOutcome:
     """What one training attempt over all pending batches ended in."""
 
@@ -121,7 +129,7 @@ def validate(root: str, arrival: Arrival) -> StepResult:
 
 # --- step 3: drift (Evidently) -------------------------------------------------------------------
 
-def check_drift(root: str, arrival: Arrival) -> StepResult:
+def check_drift(root: str, arrival: Arrival) -> DriftVerdict:
     """Drift report against the reference: reports/drift/<batch_id>.html and .json."""
     from ratchet.drift import detect_drift
 
@@ -131,12 +139,12 @@ def check_drift(root: str, arrival: Arrival) -> StepResult:
                           paths.drift_reports / f"{arrival.batch_id}.html",
                           paths.drift_reports / f"{arrival.batch_id}.json")
     reason = "; ".join(result.reasons) if result.drifted else "no drift against the reference"
-    return StepResult(result.drifted, reason, {"drift": result.to_dict()})
+    return DriftVerdict(result.drifted, reason)
 
 
 # --- step 4: accept into data/ and apply the training policy --------------------------------------
 
-def accept(root: str, arrival: Arrival, drift: StepResult) -> StepResult:
+def accept(root: str, arrival: Arrival, drift: DriftVerdict) -> StepResult:
     """Split the batch into data/batches/<id>/, archive the original file, `dvc add data`.
 
     Returns ok=True when the policy says train now; otherwise the batch is `accumulated`.
@@ -155,12 +163,12 @@ def accept(root: str, arrival: Arrival, drift: StepResult) -> StepResult:
     dvc_repo.add(paths.root)
     pending = store.batches_with_status(paths, "pending")
     waiting = sum(e.n_train for e in store.read_catalog(paths) if e.status == "pending")
-    decision = should_train(settings.policy, drifted=drift.ok, pending_examples=waiting)
-    details = {"drift": {"drifted": drift.ok, "reason": drift.reason}, "archived": str(archived),
+    decision = should_train(settings.policy, drifted=drift.drifted, pending_examples=waiting)
+    details = {"drift": {"drifted": drift.drifted, "reason": drift.reason}, "archived": str(archived),
                "pending_batches": pending}
     state = "accepted" if decision.train else "accumulated"
     ledger.record(arrival.arrival, arrival.batch_id, arrival.file, state, decision.reason,
-                  metrics={"drifted": drift.ok}, details=details)
+                  metrics={"drifted": drift.drifted}, details=details)
     return StepResult(decision.train, decision.reason, details)
 
 
