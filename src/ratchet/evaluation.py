@@ -14,6 +14,7 @@ class SplitMetrics:
     accuracy: float
     macro_f1: float
     per_class_recall: dict[str, float]
+    per_class: dict[str, dict[str, float]]   # label -> precision, recall, f1, support
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -24,19 +25,21 @@ def split_metrics(truth: list[str], predicted: list[str]) -> SplitMetrics:
     if len(truth) != len(predicted):
         raise ValueError(f"{len(truth)} labels but {len(predicted)} predictions")
     if not truth:
-        return SplitMetrics(n=0, accuracy=0.0, macro_f1=0.0, per_class_recall={})
+        return SplitMetrics(n=0, accuracy=0.0, macro_f1=0.0, per_class_recall={}, per_class={})
     correct = sum(t == p for t, p in zip(truth, predicted))
-    recall, f1 = {}, []
+    per_class = {}
     for label in sorted(set(truth)):
         true_positive = sum(t == label and p == label for t, p in zip(truth, predicted))
         actual = sum(t == label for t in truth)
         claimed = sum(p == label for p in predicted)
-        r = true_positive / actual
+        recall = true_positive / actual
         precision = true_positive / claimed if claimed else 0.0
-        recall[label] = r
-        f1.append(2 * precision * r / (precision + r) if precision + r else 0.0)
-    return SplitMetrics(n=len(truth), accuracy=correct / len(truth), macro_f1=sum(f1) / len(f1),
-                        per_class_recall=recall)
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+    return SplitMetrics(n=len(truth), accuracy=correct / len(truth),
+                        macro_f1=sum(c["f1"] for c in per_class.values()) / len(per_class),
+                        per_class_recall={label: c["recall"] for label, c in per_class.items()},
+                        per_class=per_class)
 
 
 def average_accuracy(row: dict[str, float]) -> float:
@@ -44,15 +47,39 @@ def average_accuracy(row: dict[str, float]) -> float:
     return sum(row.values()) / len(row) if row else 0.0
 
 
-def backward_transfer(matrix: list[dict[str, float]], task_order: list[str]) -> float | None:
-    """BWT (Lopez-Paz & Ranzato, 2017): mean over earlier tasks j of R[T-1][j] - R[j][j].
+def backward_transfer(matrix: list[dict[str, float]], learned_at: dict[str, int]) -> float | None:
+    """BWT (Lopez-Paz & Ranzato, 2017): mean over earlier tasks t of R[last][t] - R[learned_at[t]][t].
 
-    `matrix[i]` maps task name -> accuracy after step i; task j was learned at step j.
-    None when there is no earlier task to compare.
+    `matrix[i]` maps task name -> accuracy after step i; `learned_at[t]` is the step that learned t
+    (several tasks may share a step). None when no task was learned before the last step.
     """
     if len(matrix) < 2:
         return None
     last = matrix[-1]
-    diffs = [last[task] - matrix[j][task] for j, task in enumerate(task_order[:len(matrix) - 1])
-             if task in last and task in matrix[j]]
+    diffs = [last[t] - matrix[step][t] for t, step in learned_at.items()
+             if step < len(matrix) - 1 and t in last and t in matrix[step]]
     return sum(diffs) / len(diffs) if diffs else None
+
+
+def forward_transfer(matrix: list[dict[str, float]], learned_at: dict[str, int],
+                     baseline: dict[str, float]) -> float | None:
+    """FWT (Lopez-Paz & Ranzato, 2017): mean over tasks t learned at step s ≥ 1 of R[s-1][t] - b[t].
+
+    R[s-1][t] is the accuracy on t of the model *before* it learned t; b[t] that of a model that never
+    saw any task (the untrained model in the benchmark, chance level in the pipeline).
+    """
+    diffs = [matrix[step - 1][t] - baseline[t] for t, step in learned_at.items()
+             if 1 <= step <= len(matrix) and t in matrix[step - 1] and t in baseline]
+    return sum(diffs) / len(diffs) if diffs else None
+
+
+def matrix_summary(matrix: list[dict[str, float]], learned_at: dict[str, int],
+                   baseline: dict[str, float] | None = None) -> dict[str, float | None]:
+    """Average accuracy over the tasks learned so far (after the last step), BWT and FWT."""
+    last = matrix[-1] if matrix else {}
+    learned = [t for t, step in learned_at.items() if step < len(matrix) and t in last]
+    return {
+        "average_accuracy": sum(last[t] for t in learned) / len(learned) if learned else None,
+        "bwt": backward_transfer(matrix, learned_at),
+        "fwt": forward_transfer(matrix, learned_at, baseline) if baseline else None,
+    }

@@ -262,12 +262,16 @@ def conclude(root: str, outcome: TrainingOutcome) -> TrainingOutcome:
         old = store.champion_manifest(paths)
         history = list(old.get("history", [])) if old else []
         history.append({"model": f"v{outcome.version}",
-                        "accuracy": {n: round(s["candidate"]["accuracy"], 6) for n, s in evaluation["splits"].items()}})
+                        "accuracy": {n: round(s["candidate"]["accuracy"], 6) for n, s in evaluation["splits"].items()},
+                        # the old champion on the splits this step learned: forward transfer needs it
+                        "before": {n: round(s["champion"]["accuracy"], 6) for n, s in evaluation["splits"].items()
+                                   if s["role"] == "new" and s.get("champion")}})
         trained = (old.get("trained_batches", []) if old else []) + outcome.batch_ids
         manifest = {**atomic.read_json(paths.candidate / "ratchet_model.json"), "version": outcome.version,
                     "run_id": outcome.run_id, "trained_batches": trained, "history": history}
         registry.log_champion_manifest(paths, settings, outcome.run_id, manifest)  # for a later rollback
         store.install_champion(paths, paths.candidate, manifest)
+        store.install_replay_buffer(paths, paths.next_replay_buffer)
         store.set_status(paths, outcome.batch_ids, "trained")
         dvc_repo.add(paths.root)
         registry.promote(paths, settings, outcome.version, reason=outcome.reason, run_id=outcome.run_id)
@@ -304,6 +308,7 @@ def rollback(root: str, reason: str) -> dict:
     undone = [b for b in current_manifest.get("trained_batches", []) if b not in manifest["trained_batches"]]
     if undone:
         store.set_status(paths, undone, "rejected")
+        store.forget_in_replay_buffer(paths, undone)
     dvc_repo.add(paths.root)
     why = f"rolled back from v{current} to v{previous}: {reason}"
     ledger = Ledger(paths.ledger)

@@ -85,8 +85,9 @@ def read_manifest(model_dir: Path) -> dict:
 def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start_from: Path | None):
     """The model to fine-tune: the base model, or the champion in `start_from` continued.
 
-    LoRA continues the champion's adapter (and its trained head); full fine-tuning continues its
-    weights. A LoRA champion can be continued with full fine-tuning (merged first), not the reverse.
+    LoRA continues the champion's adapter (and its trained head); full and top-layer fine-tuning
+    continue its weights. A LoRA champion can be continued by full or top-layer fine-tuning
+    (merged first), not the reverse.
     """
     from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 
@@ -96,8 +97,8 @@ def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start
                          f"{read_manifest(start_from)['labels']}, but data.labels is {labels}")
     if settings.finetune == "lora":
         if kind == "full":
-            raise ModelError("model.finetune is lora but the champion was fully fine-tuned; "
-                             "continue it with model.finetune: full")
+            raise ModelError("model.finetune is lora but the champion was saved with full weights; "
+                             "continue it with model.finetune: full or top_layers")
         base = _base_classifier(settings, labels, seed)
         if kind == "lora":
             return PeftModel.from_pretrained(base, start_from, is_trainable=True)
@@ -108,8 +109,26 @@ def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start
                             modules_to_save=["classifier", "pooler"])
         return get_peft_model(base, config)
     if kind == "lora":
-        return load_classifier(start_from, settings, labels).model
-    return _base_classifier(settings, labels, seed, weights=start_from if kind == "full" else None)
+        model = load_classifier(start_from, settings, labels).model.cpu()
+    else:
+        model = _base_classifier(settings, labels, seed, weights=start_from if kind == "full" else None)
+    if settings.finetune == "top_layers":
+        freeze_all_but_top_layers(model, settings.top_layers)
+    return model
+
+
+def freeze_all_but_top_layers(model: torch.nn.Module, top_layers: int) -> None:
+    """Only the top `top_layers` encoder layers, the pooler and the classifier head keep training."""
+    encoder_layers = model.base_model.encoder.layer
+    if top_layers > len(encoder_layers):
+        raise ModelError(f"model.top_layers is {top_layers} but the model has {len(encoder_layers)} layers")
+    for p in model.parameters():
+        p.requires_grad = False
+    keep = list(encoder_layers[len(encoder_layers) - top_layers:])
+    keep += [m for m in (getattr(model.base_model, "pooler", None), getattr(model, "classifier", None)) if m is not None]
+    for module in keep:
+        for p in module.parameters():
+            p.requires_grad = True
 
 
 def save_model(model, out_dir: Path, settings: ModelSettings, labels: list[str], extra: dict) -> None:

@@ -49,6 +49,11 @@ class ProjectPaths:
     def champion(self) -> Path:
         return self.data / "champion"
 
+    @property
+    def replay_buffer(self) -> Path:
+        """The champion's replay buffer (buffer.parquet + buffer.json)."""
+        return self.data / "replay"
+
     # landing zone and outcomes of raw files (not in DVC)
     @property
     def incoming(self) -> Path:
@@ -84,6 +89,16 @@ class ProjectPaths:
         return self.prepared / "eval"
 
     @property
+    def old_validation(self) -> Path:
+        """Buffer rows held out of the mix: early stopping and the EWC Fisher use them."""
+        return self.prepared / "old_validation.parquet"
+
+    @property
+    def next_replay_buffer(self) -> Path:
+        """The buffer as it will be if the candidate is promoted (installed into data/replay then)."""
+        return self.prepared / "replay_next"
+
+    @property
     def candidate(self) -> Path:
         return self.root / "artifacts" / "candidate"
 
@@ -110,6 +125,15 @@ class ProjectPaths:
     @property
     def accuracy_matrix(self) -> Path:
         return self.metrics / "accuracy_matrix.csv"
+
+    @property
+    def accuracy_heatmap(self) -> Path:
+        return self.metrics / "accuracy_matrix.png"
+
+    @property
+    def increments_plot(self) -> Path:
+        """Average accuracy, BWT and FWT after every promoted increment plus this candidate."""
+        return self.metrics / "increments.csv"
 
     # reports for reviewers
     @property

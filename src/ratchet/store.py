@@ -22,6 +22,7 @@ from typing import Literal
 import pandas as pd
 
 from ratchet import atomic
+from ratchet.continual.buffer import ReplayBuffer
 from ratchet.paths import ProjectPaths
 
 BatchStatus = Literal["pending", "trained", "rejected"]
@@ -163,3 +164,20 @@ def write_champion_readme(folder: Path) -> None:
     atomic.write_text(folder / "README.md",
                       "The promoted model, copied here by ratchet on promotion; empty of weights until\n"
                       "the first champion. ratchet_model.json names its MLflow version.\n")
+
+
+def install_replay_buffer(paths: ProjectPaths, next_buffer: Path) -> None:
+    """Make the buffer prepared with the promoted candidate the champion's buffer (data/replay/)."""
+    if next_buffer.exists():
+        atomic.replace_dir(next_buffer, paths.replay_buffer)
+
+
+def forget_in_replay_buffer(paths: ProjectPaths, batch_ids: list[str]) -> None:
+    """After a rollback: drop the rows of batches the restored champion never learned."""
+    meta = paths.replay_buffer / "buffer.json"
+    if not meta.exists():
+        return
+    settings = atomic.read_json(meta)
+    buffer = ReplayBuffer.load(paths.replay_buffer, settings["selection"], settings["budget"])
+    buffer.rows = buffer.rows[~buffer.rows["batch_id"].isin(batch_ids)].reset_index(drop=True)
+    buffer.save(paths.replay_buffer)

@@ -22,9 +22,10 @@ def tiny_params(model_dir: Path) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["labels"] = LABELS
     params["validation"]["min_rows"] = 10
-    params["model"].update({"base": str(model_dir), "max_length": 32})
-    params["model"]["lora"].update({"r": 4, "alpha": 8, "dropout": 0.0})
-    params["train"].update({"epochs": 6, "batch_size": 16, "learning_rate": 0.02, "warmup_ratio": 0.0})
+    # Full fine-tuning: LoRA on a tiny random model is too unstable for outcome assertions (the order
+    # of one training mix swings an old split by 50 points); LoRA mechanics are unit-tested.
+    params["model"].update({"base": str(model_dir), "max_length": 32, "finetune": "full"})
+    params["train"].update({"epochs": 6, "batch_size": 16, "learning_rate": 0.002, "warmup_ratio": 0.1})
     params["gate"].update({"max_old_split_drop": 0.15, "min_new_split_accuracy": 0.6})
     return params
 

@@ -40,8 +40,8 @@ def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_d
     settings = load_settings(paths.params)
     champion = store.champion_manifest(paths)
     assert champion["trained_batches"] == ["reference"]
-    assert champion["version"] == "1" and champion["kind"] == "lora"
-    assert (paths.champion / "adapter_model.safetensors").exists()
+    assert champion["version"] == "1" and champion["kind"] == "full"
+    assert (paths.champion / "model.safetensors").exists()
     assert registry.champion_version(paths, settings) == champion["version"] != rolled_back_version
     assert registry.previous_version(paths, settings) is None
     assert set(store.batches_with_status(paths, "rejected")) == {first["batch_id"], second["batch_id"]}

@@ -265,3 +265,26 @@ def test_champion_is_served_over_http_on_loopback(finished_project):
         assert abs(sum(served["probabilities"].values()) - 1.0) < 1e-4
         for label, value in zip(local.labels, row):
             assert abs(served["probabilities"][label] - float(value)) < 1e-4
+
+
+def test_replay_buffer_follows_the_champion_with_lineage(finished_project):
+    paths, _ = finished_project
+    status = by_file(project_status(paths))
+    blue_id = status["01-blue.csv"]["batch_id"]
+    buffer = pd.read_parquet(paths.replay_buffer / "buffer.parquet")
+    # the promoted batch entered the buffer; the rejected (swapped) one never did
+    assert set(buffer["batch_id"]) == {"reference", blue_id}
+    assert set(buffer.loc[buffer["batch_id"] == blue_id, "entered_at"]) == {1}
+    assert buffer["reason"].str.startswith("class_balanced").all()
+    assert dvc_repo.status_clean(paths.root), "data/replay is part of the DVC-tracked data/"
+
+
+def test_forgetting_metrics_and_plots_are_written(finished_project):
+    paths, _ = finished_project
+    increments = pd.read_csv(paths.increments_plot)
+    assert increments["model"].tolist()[-1] == "candidate" and len(increments) == 3   # v1, v2, rejected candidate
+    assert increments["average_accuracy"].between(0, 1).all()
+    assert paths.accuracy_heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    evaluation = json.loads(paths.eval_metrics.read_text())
+    per_class = next(iter(evaluation["splits"].values()))["candidate"]["per_class"]
+    assert set(next(iter(per_class.values()))) == {"precision", "recall", "f1", "support"}

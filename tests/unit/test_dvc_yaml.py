@@ -28,7 +28,8 @@ def test_outputs_match_paths():
     assert s["train"]["outs"] == [rel(PATHS.candidate)]
     assert _names(s["train"]["metrics"]) == [rel(PATHS.train_metrics)]
     assert _names(s["evaluate"]["metrics"]) == [rel(PATHS.eval_metrics)]
-    assert _names(s["evaluate"]["plots"]) == [rel(PATHS.split_accuracy_plot), rel(PATHS.accuracy_matrix)]
+    assert _names(s["evaluate"]["plots"]) == [rel(PATHS.split_accuracy_plot), rel(PATHS.accuracy_matrix),
+                                              rel(PATHS.increments_plot), rel(PATHS.accuracy_heatmap)]
     assert _names(s["gate"]["metrics"]) == [rel(PATHS.gate_result)]
 
 

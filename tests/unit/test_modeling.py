@@ -82,3 +82,13 @@ def test_label_set_change_is_refused(settings, tmp_path):
     modeling.save_model(model, tmp_path / "m", settings, LABELS, extra={})
     with pytest.raises(modeling.ModelError, match="trained for labels"):
         modeling.build_trainable(settings, ["red", "green"], seed=0, start_from=tmp_path / "m")
+
+
+def test_top_layers_trains_only_the_top_of_the_encoder_and_the_head(settings):
+    settings = settings.model_copy(update={"finetune": "top_layers", "top_layers": 1})
+    model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(("layer.1." in n) or ("pooler" in n) or ("classifier" in n) for n in trainable)
+    assert any("classifier" in n for n in trainable) and not any("layer.0." in n for n in trainable)
+    with pytest.raises(modeling.ModelError, match="top_layers is 5"):
+        modeling.build_trainable(settings.model_copy(update={"top_layers": 5}), LABELS, 0, None)

@@ -1,4 +1,4 @@
-"""Stage prepare: the training mix (new data + class-balanced replay) and the eval suite (every split)."""
+"""Stage prepare: the increment's rows (new data, replay, old validation), the eval suite, the next buffer."""
 
 from __future__ import annotations
 
@@ -8,10 +8,24 @@ import shutil
 import pandas as pd
 
 from ratchet import atomic, store
+from ratchet.config import Settings
+from ratchet.continual.buffer import ReplayBuffer
+from ratchet.paths import ProjectPaths
 from ratchet.stages._common import start
-from ratchet.training.replay import class_balanced_sample, replay_size
 
 log = logging.getLogger("ratchet")
+
+
+def current_buffer(paths: ProjectPaths, settings: Settings, trained: list[str]) -> ReplayBuffer:
+    """The champion's buffer; rebuilt from the trained batches for a project that predates it."""
+    replay = settings.continual.replay
+    buffer = ReplayBuffer.load(paths.replay_buffer, replay.selection, replay.buffer_size)
+    if buffer.increments == 0 and trained:
+        for batch_id in trained:
+            buffer.add(store.read_split(paths, batch_id, "train"), batch_id, seed=settings.prepare.seed)
+        log.info("prepare: no replay buffer in %s yet: rebuilt it from %d trained batch(es)",
+                 paths.replay_buffer, len(trained))
+    return buffer
 
 
 def main() -> None:
@@ -24,17 +38,27 @@ def main() -> None:
 
     new_rows = pd.concat([store.read_split(paths, b, "train").assign(source_batch=b) for b in new],
                          ignore_index=True)
-    old_pool = (pd.concat([store.read_split(paths, b, "train").assign(source_batch=b) for b in old],
-                          ignore_index=True) if old else new_rows.iloc[:0])
-    budget = replay_size(new_rows["label"].value_counts().to_dict(), set(old_pool["label"]),
-                         settings.prepare.replay_per_old_class)
-    replay = class_balanced_sample(old_pool, budget, seed=settings.prepare.seed)
-    mix = pd.concat([new_rows.assign(replayed=False), replay.assign(replayed=True)], ignore_index=True)
+    buffer = current_buffer(paths, settings, old)
+    replay_settings = settings.continual.replay
+    per_class = replay_settings.per_old_class(len(new_rows), len(buffer.labels))
+    replay, old_validation = buffer.replay_and_validation(per_class, replay_settings.validation_per_class,
+                                                          settings.prepare.seed)
+    mix = pd.concat([new_rows.assign(replayed=False),
+                     replay.rename(columns={"batch_id": "source_batch"})[["id", "text", "label", "source_batch"]]
+                     .assign(replayed=True)], ignore_index=True)
     mix = mix.sample(frac=1.0, random_state=settings.prepare.seed).reset_index(drop=True)
+
+    # The buffer as it will be once the candidate is promoted: the new batches offered to it.
+    next_buffer = ReplayBuffer(selection=buffer.selection, budget=buffer.budget, rows=buffer.rows.copy(),
+                               seen=buffer.seen, increments=buffer.increments)
+    for batch_id in new:
+        next_buffer.add(store.read_split(paths, batch_id, "train"), batch_id, seed=settings.prepare.seed)
 
     if paths.prepared.exists():
         shutil.rmtree(paths.prepared)
     atomic.write_parquet(paths.training_mix, mix)
+    atomic.write_parquet(paths.old_validation, old_validation[["id", "text", "label", "batch_id"]])
+    next_buffer.save(paths.next_replay_buffer)
     splits = []
     for role, batch_ids in (("old", old), ("new", new)):
         for batch_id in batch_ids:
@@ -46,14 +70,20 @@ def main() -> None:
         "new_batches": new,
         "old_batches": old,
         "champion": {"version": champion["version"], "dir": "data/champion"} if champion else None,
+        # the classes the champion has learned: distillation keeps its answers on these
+        "known_labels": sorted({label for e in catalog if e.status == "trained" for label in e.label_counts}),
         "n_new": len(new_rows),
         "n_replay": len(replay),
+        "n_old_validation": len(old_validation),
         "replay_ratio": round(len(replay) / len(mix), 4) if len(mix) else 0.0,
         "replay_by_label": {str(k): int(v) for k, v in replay["label"].value_counts().sort_index().items()},
+        "replay_by_batch": {str(k): int(v) for k, v in replay["batch_id"].value_counts().sort_index().items()},
+        "buffer_size": len(buffer.rows),
         "eval_splits": splits,
     })
-    log.info("prepare: %d new examples from %s + %d replayed from %d earlier batch(es); %d eval split(s)",
-             len(new_rows), new, len(replay), len(old), len(splits))
+    log.info("prepare: %d new examples from %s + %d replayed (buffer of %d from %d batch(es)); "
+             "%d old validation rows; %d eval split(s)", len(new_rows), new, len(replay), len(buffer.rows),
+             len(old), len(old_validation), len(splits))
 
 
 if __name__ == "__main__":

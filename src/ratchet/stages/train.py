@@ -1,4 +1,4 @@
-"""Stage train: fine-tune the champion (or the base model, for the first one) on the training mix."""
+"""Stage train: continue the champion (or start from the base model) on one increment."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import shutil
 import pandas as pd
 
 from ratchet import atomic, modeling
+from ratchet.continual.increment import IncrementData, learn_increment
 from ratchet.stages._common import start
-from ratchet.training.loop import fit
 
 log = logging.getLogger("ratchet")
 
@@ -25,19 +25,25 @@ def main() -> None:
     model = modeling.build_trainable(settings.model, labels, settings.train.seed, start_from)
     model.to(modeling.pick_device())
     tokenizer = modeling.load_tokenizer(settings.model)
-    label_index = {label: i for i, label in enumerate(labels)}
-    report = fit(model, tokenizer, mix["text"].tolist(), [label_index[v] for v in mix["label"]],
-                 settings.train, settings.model.max_length)
+    data = IncrementData(new=mix[~mix["replayed"]], replay=mix[mix["replayed"]],
+                         old_validation=pd.read_parquet(paths.old_validation),
+                         known_labels=plan["known_labels"] if start_from else [])
+    report, _ = learn_increment(model, tokenizer, data, labels, settings.continual, settings.train,
+                                settings.model.max_length)
     if paths.candidate.exists():
         shutil.rmtree(paths.candidate)
     modeling.save_model(model, paths.candidate, settings.model, labels, extra={
         "parent_version": plan["champion"]["version"] if plan["champion"] else None,
         "trained_batches": plan["new_batches"],
+        "finetune": settings.model.finetune,
     })
     atomic.write_json(paths.train_metrics, {
         "examples": report.examples, "epochs": report.epochs, "steps": report.steps,
         "examples_processed": report.examples_processed, "n_new": plan["n_new"], "n_replay": plan["n_replay"],
-        "final_loss": round(report.final_loss, 6),
+        "replay_ratio": plan["replay_ratio"], "final_loss": round(report.final_loss, 6),
+        "stopped_early": report.stopped_early, "seconds": round(report.seconds, 2),
+        "examples_per_second": round(report.examples_per_second, 2),
+        "old_accuracy_trace": [{"step": s, "accuracy": a} for s, a in report.old_accuracy_trace],
     })
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ratchet.config import TrainSettings
+from ratchet.training.batching import encode
+from ratchet.continual.early_stopping import OldDataMonitor
+from ratchet.continual.retention import FGM, WeightAnchor, distillation_loss
 
 log = logging.getLogger("ratchet")
 
@@ -23,6 +26,8 @@ class TrainReport:
     examples_processed: int
     final_loss: float
     seconds: float
+    stopped_early: bool = False
+    old_accuracy_trace: list = field(default_factory=list)  # (step, accuracy on old data) per check
 
     @property
     def examples_per_second(self) -> float:
@@ -35,13 +40,35 @@ def _linear_warmup(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
+@dataclass
+class Objective:
+    """What an increment optimises besides plain cross-entropy; every term is off by default.
+
+    Per-example tensors are indexed like the training texts and live on the model's device.
+    """
+
+    sample_weights: torch.Tensor | None = None      # class balancing of the mix (mean about 1)
+    teacher_logits: torch.Tensor | None = None      # the champion's logits, for distillation
+    kd_weight: float = 0.0
+    kd_temperature: float = 2.0
+    kd_classes: torch.Tensor | None = None          # distil only over the classes the champion knows
+    anchor: WeightAnchor | None = None              # EWC or L2-SP
+    fgm_epsilon: float = 0.0
+    monitor: "OldDataMonitor | None" = None         # early stopping on old data
+
+
 def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int],
-        settings: TrainSettings, max_length: int, show_progress: bool = True) -> TrainReport:
-    """Fine-tune `model` in place on (texts, label_ids) with AdamW and a linear warm-up schedule."""
+        settings: TrainSettings, max_length: int, show_progress: bool = True,
+        objective: Objective | None = None) -> TrainReport:
+    """Fine-tune `model` in place on (texts, label_ids) with AdamW and a linear warm-up schedule.
+
+    `objective` adds the retention terms of continual learning and early stopping on old data.
+    """
     if not texts:
         raise ValueError("nothing to train on: the training mix is empty")
+    objective = objective or Objective()
     torch.manual_seed(settings.seed)
-    encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    encoded = encode(tokenizer, texts, max_length)
     device = next(model.parameters()).device
     labels = torch.tensor(label_ids, dtype=torch.long, device=device)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -52,33 +79,65 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: _linear_warmup(step, warmup, total_steps))
     generator = torch.Generator().manual_seed(settings.seed)
+    fgm = FGM(model, objective.fgm_epsilon) if objective.fgm_epsilon > 0 else None
+    monitor = objective.monitor
+    check_every = max(1, steps_per_epoch // monitor.checks_per_epoch) if monitor else 0
+
+    def task_loss(logits: torch.Tensor, idx: list[int]) -> torch.Tensor:
+        per_example = torch.nn.functional.cross_entropy(logits.float(), labels[idx], reduction="none")
+        if objective.sample_weights is not None:
+            weights = objective.sample_weights[idx]
+            return (per_example * weights).sum() / weights.sum()
+        return per_example.mean()
+
     model.train()
-    started, step, loss_value = time.perf_counter(), 0, float("nan")
+    started, step, processed, loss_value, stopped_early = time.perf_counter(), 0, 0, float("nan"), False
     with Progress(TextColumn("[bold]train[/] {task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} steps, loss {task.fields[loss]}"),
                   TimeRemainingColumn(), disable=not show_progress, transient=True) as progress:
         bar = progress.add_task(f"{len(texts)} examples", total=total_steps, loss="-")
         for epoch in range(settings.epochs):
             order = torch.randperm(len(texts), generator=generator).tolist()
-            epoch_loss = 0.0
+            epoch_loss, epoch_seen = 0.0, 0
             for start in range(0, len(order), settings.batch_size):
                 idx = order[start:start + settings.batch_size]
                 batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(device)
-                output = model(**batch, labels=labels[idx])
-                output.loss.backward()
+                logits = model(**batch).logits
+                loss = task_loss(logits, idx)
+                if objective.teacher_logits is not None and objective.kd_weight > 0:
+                    loss = loss + objective.kd_weight * distillation_loss(
+                        logits, objective.teacher_logits[idx], objective.kd_temperature, objective.kd_classes)
+                if objective.anchor is not None:
+                    loss = loss + objective.anchor.penalty(model)
+                loss.backward()
+                if fgm is not None:
+                    fgm.adversarial_step(lambda: task_loss(model(**batch).logits, idx))
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                loss_value = float(output.loss.detach())
+                loss_value = float(loss.detach())
                 epoch_loss += loss_value * len(idx)
+                epoch_seen += len(idx)
+                processed += len(idx)
                 step += 1
                 progress.update(bar, advance=1, loss=f"{loss_value:.3f}")
-            log.info("train: epoch %d/%d, mean loss %.4f", epoch + 1, settings.epochs, epoch_loss / len(texts))
+                due = monitor and epoch >= monitor.min_epochs and (step % check_every == 0 or step == total_steps)
+                if due and monitor.should_stop(model, step):
+                    stopped_early = True
+                    break
+            log.info("train: epoch %d/%d, mean loss %.4f", epoch + 1, settings.epochs, epoch_loss / max(1, epoch_seen))
+            if stopped_early:
+                break
+    if fgm is not None:
+        fgm.remove()
+    if monitor:
+        monitor.restore_best(model)
     model.eval()
     report = TrainReport(examples=len(texts), epochs=settings.epochs, steps=step,
-                         examples_processed=len(texts) * settings.epochs, final_loss=loss_value,
-                         seconds=time.perf_counter() - started)
-    log.info("train: %d examples x %d epochs in %.1fs (%.1f examples/s)", report.examples, report.epochs,
-             report.seconds, report.examples_per_second)
+                         examples_processed=processed, final_loss=loss_value,
+                         seconds=time.perf_counter() - started, stopped_early=stopped_early,
+                         old_accuracy_trace=monitor.trace if monitor else [])
+    log.info("train: %d examples processed in %.1fs (%.1f examples/s)%s", report.examples_processed,
+             report.seconds, report.examples_per_second, ", stopped early on old data" if stopped_early else "")
     return report

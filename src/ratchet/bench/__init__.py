@@ -1,0 +1,1 @@
+"""Benchmarks that measure ratchet (continual-learning quality); they write results, they do not test."""

@@ -1,0 +1,1 @@
+"""Continual learning: the replay buffer, retention losses, and one increment of learning."""

@@ -1,0 +1,98 @@
+"""One increment of continual learning: new data + replay, trained with the configured retention.
+
+Used by the train stage (on the champion from data/champion) and by `ratchet bench cl` (on a model
+held in memory), so the benchmark measures exactly what the pipeline does. The model passed in is
+the champion about to be continued: before any weight moves, it supplies the distillation targets,
+the EWC/L2-SP anchor and the early-stopping baseline, so no second copy of the champion is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from ratchet.config import ContinualSettings, TrainSettings
+from ratchet.continual.early_stopping import OldDataMonitor
+from ratchet.continual.retention import WeightAnchor, fisher_diagonal
+from ratchet.training.batching import batch_logits, encode
+from ratchet.training.loop import Objective, TrainReport, fit
+
+log = logging.getLogger("ratchet")
+
+
+@dataclass(frozen=True)
+class IncrementData:
+    """The rows of one increment; every frame has `text` and `label` columns."""
+
+    new: pd.DataFrame
+    replay: pd.DataFrame             # sampled from the replay buffer, part of the training mix
+    old_validation: pd.DataFrame     # buffer rows not replayed: early stopping and the EWC Fisher
+    known_labels: list[str]          # classes the champion has learned (distilled); empty at first
+
+    def training_mix(self, seed: int) -> pd.DataFrame:
+        mix = pd.concat([self.new[["text", "label"]].assign(replayed=False),
+                         self.replay[["text", "label"]].assign(replayed=True)], ignore_index=True)
+        return mix.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def class_balance_weights(labels: list[str]) -> list[float]:
+    """Per-example weights that give every class in the mix the same total weight (mean weight 1)."""
+    counts = pd.Series(labels).value_counts()
+    return [len(labels) / (len(counts) * counts[label]) for label in labels]
+
+
+def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labels: list[str],
+                    continual: ContinualSettings, train: TrainSettings, max_length: int,
+                    show_progress: bool = True) -> tuple[TrainReport, pd.DataFrame]:
+    """Train `model` in place on the increment; returns the report and the training mix used."""
+    mix = data.training_mix(train.seed)
+    label_index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted(set(mix["label"]) - set(label_index))
+    if unknown:
+        raise ValueError(f"the training mix has label(s) {unknown} that are not in data.labels {labels}")
+    label_ids = [label_index[v] for v in mix["label"]]
+    device = next(model.parameters()).device
+    objective = Objective(fgm_epsilon=continual.fgm_epsilon)
+    if continual.replay.balance_classes:
+        objective.sample_weights = torch.tensor(class_balance_weights(mix["label"].tolist()), device=device)
+
+    continuing = bool(data.known_labels)
+    if continuing and continual.distillation.weight > 0:
+        objective.teacher_logits = batch_logits(model, tokenizer, encode(tokenizer, mix["text"].tolist(), max_length))
+        objective.kd_weight = continual.distillation.weight
+        objective.kd_temperature = continual.distillation.temperature
+        objective.kd_classes = torch.tensor(sorted(label_index[v] for v in data.known_labels), device=device)
+    if continuing and continual.regularization.method != "none":
+        objective.anchor = _weight_anchor(model, tokenizer, data, label_index, continual, max_length, train.seed)
+    if continuing and continual.early_stopping.enabled and not data.old_validation.empty:
+        objective.monitor = OldDataMonitor(
+            model, tokenizer, data.old_validation["text"].tolist(),
+            [label_index[v] for v in data.old_validation["label"]], max_length,
+            continual.early_stopping.max_old_drop, continual.early_stopping.checks_per_epoch,
+            continual.early_stopping.patience, continual.early_stopping.min_epochs)
+    report = fit(model, tokenizer, mix["text"].tolist(), label_ids, train, max_length,
+                 show_progress=show_progress, objective=objective)
+    return report, mix
+
+
+def _weight_anchor(model, tokenizer, data: IncrementData, label_index: dict[str, int],
+                   continual: ContinualSettings, max_length: int, seed: int) -> WeightAnchor:
+    settings = continual.regularization
+    if settings.method == "l2sp":
+        return WeightAnchor(model, settings.weight)
+    # EWC: the Fisher information of the champion on data it learned (the buffer's rows).
+    old = pd.concat([data.replay, data.old_validation], ignore_index=True)
+    old = old.sample(n=min(len(old), settings.fisher_examples), random_state=seed) if len(old) else old
+    if old.empty:
+        log.info("train: EWC has no old examples to estimate the Fisher information on; using L2-SP")
+        return WeightAnchor(model, settings.weight)
+    encoded = encode(tokenizer, old["text"].tolist(), max_length)
+    device = next(model.parameters()).device
+    batch_size = 8
+    batches = [tokenizer.pad({"input_ids": encoded[i:i + batch_size]}, return_tensors="pt").to(device)
+               for i in range(0, len(encoded), batch_size)]
+    targets = torch.tensor([label_index[v] for v in old["label"]], device=device)
+    return WeightAnchor(model, settings.weight, importance=fisher_diagonal(model, batches, targets, batch_size))

@@ -1,0 +1,130 @@
+"""Retention terms added to the cross-entropy of an increment, and FGM adversarial training.
+
+- distillation_loss: LwF / logit knowledge distillation from the champion (Li & Hoiem, 2016;
+  Hinton et al., 2015), restricted to the classes the champion knows.
+- L2SP: an L2 pull toward the starting (champion's) weights (Li et al., 2018).
+- EWC: the same pull, weighted per parameter by the diagonal Fisher information estimated on the
+  champion's data (Kirkpatrick et al., 2017).
+- FGM: one adversarial step per batch along the normalised gradient of the word embeddings
+  (Miyato et al., 2017), for robustness to small input changes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                      classes: torch.Tensor | None = None) -> torch.Tensor:
+    """T² · KL(teacher ‖ student) on temperature-softened distributions over `classes` (all if None).
+
+    Zero exactly when the student's logits equal the teacher's (on those classes).
+    """
+    if classes is not None:
+        student_logits, teacher_logits = student_logits[:, classes], teacher_logits[:, classes]
+    teacher = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    student = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+    return kl * temperature ** 2
+
+
+def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+class WeightAnchor:
+    """A quadratic pull toward anchor weights: Σ w_i (θ_i − θ*_i)², times weight / 2.
+
+    With unit importance w this is L2-SP; with the diagonal Fisher it is EWC. The penalty is zero
+    at the anchor. Anchors and importances live on the parameters' device.
+    """
+
+    def __init__(self, model: torch.nn.Module, weight: float,
+                 importance: dict[str, torch.Tensor] | None = None) -> None:
+        self.weight = weight
+        self.anchor = {name: p.detach().clone() for name, p in trainable_parameters(model).items()}
+        self.importance = importance
+
+    def penalty(self, model: torch.nn.Module) -> torch.Tensor:
+        params = trainable_parameters(model)
+        total = next(iter(params.values())).new_zeros(())
+        for name, anchor in self.anchor.items():
+            diff = (params[name] - anchor) ** 2
+            if self.importance is not None:
+                diff = diff * self.importance[name]
+            total = total + diff.sum()
+        return 0.5 * self.weight * total
+
+
+def fisher_diagonal(model: torch.nn.Module, batches: list[dict], labels: torch.Tensor,
+                    batch_size: int) -> dict[str, torch.Tensor]:
+    """Empirical diagonal Fisher information of the trainable parameters, averaged over examples.
+
+    `batches` are tokenised mini-batches (already on the model's device) covering `labels` in order.
+    The result is normalised to mean 1, so the EWC weight means the same across models and data.
+    """
+    params = trainable_parameters(model)
+    fisher = {name: torch.zeros_like(p) for name, p in params.items()}
+    was_training = model.training
+    model.eval()  # no dropout: the Fisher of the model as it predicts
+    count = 0
+    for position, batch in enumerate(batches):
+        target = labels[position * batch_size:(position + 1) * batch_size]
+        model.zero_grad(set_to_none=True)
+        logits = model(**batch).logits
+        F.cross_entropy(logits, target, reduction="sum").backward()
+        for name, p in params.items():
+            if p.grad is not None:
+                fisher[name] += p.grad.detach() ** 2
+        count += len(target)
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    mean = sum(f.sum() for f in fisher.values()) / sum(f.numel() for f in fisher.values())
+    scale = 1.0 / float(mean) if float(mean) > 0 else 1.0
+    return {name: f * scale for name, f in fisher.items()} if count else fisher
+
+
+class FGM:
+    """Fast Gradient Method on the word embeddings' output (works whether or not they are frozen).
+
+    Use: `with fgm.capture(): clean loss backward`, then `fgm.adversarial_step(loss_fn)`, which runs
+    `loss_fn` once more with the embeddings moved by ε·g/‖g‖ and back-propagates its loss too.
+    """
+
+    def __init__(self, model: torch.nn.Module, epsilon: float) -> None:
+        self.epsilon = epsilon
+        self._module = model.get_input_embeddings()
+        self._output: torch.Tensor | None = None
+        self._delta: torch.Tensor | None = None
+        self._handle = self._module.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        if self._delta is not None:
+            return output + self._delta
+        if not output.requires_grad:  # frozen embeddings: a leaf here, so its gradient is recorded
+            output = output.detach().requires_grad_(True)
+        else:
+            output.retain_grad()
+        self._output = output
+        return output
+
+    def adversarial_step(self, loss_fn: Callable[[], torch.Tensor]) -> None:
+        """Call after the clean backward pass; adds the adversarial loss's gradients."""
+        grad = None if self._output is None else self._output.grad
+        self._output = None
+        if grad is None:
+            return
+        norm = torch.norm(grad)
+        if not torch.isfinite(norm) or norm == 0:
+            return
+        self._delta = (self.epsilon * grad / norm).detach()
+        try:
+            loss_fn().backward()
+        finally:
+            self._delta = None
+
+    def remove(self) -> None:
+        self._handle.remove()

@@ -1,0 +1,128 @@
+"""Retention mathematics: distillation, EWC / L2-SP anchors, FGM, early stopping on old data."""
+
+import torch
+
+from ratchet import modeling
+from ratchet.config import ContinualSettings, LoraSettings, ModelSettings, TrainSettings
+from ratchet.continual.early_stopping import OldDataMonitor
+from ratchet.continual.increment import IncrementData, learn_increment
+from ratchet.continual.retention import FGM, WeightAnchor, distillation_loss, fisher_diagonal
+from tests.conftest import synthetic_frame
+
+LABELS = ["red", "green", "blue"]
+
+
+def tiny(tiny_model_dir, finetune="full"):
+    settings = ModelSettings(base=str(tiny_model_dir), max_length=32, finetune=finetune,
+                             lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    return modeling.build_trainable(settings, LABELS, 0, None), modeling.load_tokenizer(settings)
+
+
+def test_distillation_is_zero_when_student_equals_teacher_and_positive_otherwise():
+    logits = torch.randn(8, 5)
+    assert float(distillation_loss(logits, logits.clone(), temperature=2.0)) == 0.0
+    assert float(distillation_loss(logits + torch.randn(8, 5), logits, temperature=2.0)) > 0.0
+    # restricted to the old classes: changing only a new class's logit costs nothing
+    moved = logits.clone()
+    moved[:, 4] += 3.0
+    assert float(distillation_loss(moved, logits, 2.0, classes=torch.tensor([0, 1, 2]))) < 1e-7
+
+
+def test_anchor_penalty_is_zero_at_the_anchor_and_grows_away_from_it(tiny_model_dir):
+    model, _ = tiny(tiny_model_dir)
+    anchor = WeightAnchor(model, weight=10.0)
+    assert float(anchor.penalty(model).detach()) == 0.0
+    with torch.no_grad():
+        model.classifier.weight.add_(0.1)
+    n = model.classifier.weight.numel()     # 0.5 * weight * n * 0.1²
+    assert abs(float(anchor.penalty(model).detach()) - 0.5 * 10.0 * n * 0.01) < 1e-4
+
+
+def test_ewc_fisher_is_non_negative_normalised_and_zero_penalty_at_the_anchor(tiny_model_dir):
+    model, tokenizer = tiny(tiny_model_dir)
+    frame = synthetic_frame({"red": 8, "green": 8})
+    encoded = tokenizer(frame["text"].tolist(), truncation=True, max_length=32)["input_ids"]
+    batches = [tokenizer.pad({"input_ids": encoded[i:i + 4]}, return_tensors="pt") for i in range(0, 16, 4)]
+    fisher = fisher_diagonal(model, batches, torch.tensor([LABELS.index(v) for v in frame["label"]]), 4)
+    values = torch.cat([f.flatten() for f in fisher.values()])
+    assert (values >= 0).all() and abs(float(values.mean()) - 1.0) < 1e-4
+    ewc = WeightAnchor(model, weight=1.0, importance=fisher)
+    assert float(ewc.penalty(model).detach()) == 0.0
+    with torch.no_grad():
+        model.classifier.weight.add_(0.1)
+    assert float(ewc.penalty(model).detach()) > 0.0
+
+
+def test_fgm_adds_an_adversarial_gradient_and_leaves_the_embeddings_as_they_were(tiny_model_dir):
+    model, tokenizer = tiny(tiny_model_dir, finetune="lora")   # frozen embeddings: the harder case
+    batch = tokenizer(["red apple fire", "blue ocean sky"], padding=True, return_tensors="pt")
+    target = torch.tensor([0, 2])
+    embeddings_before = model.get_input_embeddings().weight.detach().clone()
+    fgm = FGM(model, epsilon=1.0)
+
+    def loss():
+        return torch.nn.functional.cross_entropy(model(**batch).logits, target)
+
+    loss().backward()
+    clean = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    fgm.adversarial_step(loss)
+    fgm.remove()
+    changed = [n for n, p in model.named_parameters() if p.grad is not None and not torch.equal(p.grad, clean[n])]
+    assert changed, "the adversarial pass must add to the gradients"
+    assert torch.equal(model.get_input_embeddings().weight, embeddings_before)
+
+
+def test_early_stopping_restores_the_last_weights_within_tolerance(tiny_model_dir):
+    model, tokenizer = tiny(tiny_model_dir)
+    old = synthetic_frame({"red": 10, "green": 10}, seed=5)
+    monitor = OldDataMonitor(model, tokenizer, old["text"].tolist(), [LABELS.index(v) for v in old["label"]],
+                             32, max_old_drop=0.0, checks_per_epoch=1)
+    monitor.baseline = 0.0                                   # anything is within tolerance at first
+    assert not monitor.should_stop(model, step=1)
+    good = model.classifier.weight.detach().clone()
+    monitor.baseline = 2.0                                   # now nothing is: the next check stops
+    with torch.no_grad():
+        model.classifier.weight.add_(1.0)
+    assert monitor.should_stop(model, step=2)
+    monitor.restore_best(model)
+    assert torch.equal(model.classifier.weight, good)
+    assert [s for s, _ in monitor.trace] == [0, 1, 2]
+
+
+def test_early_stopping_waits_for_patience(tiny_model_dir):
+    model, tokenizer = tiny(tiny_model_dir)
+    old = synthetic_frame({"red": 10, "green": 10}, seed=5)
+    monitor = OldDataMonitor(model, tokenizer, old["text"].tolist(), [LABELS.index(v) for v in old["label"]],
+                             32, max_old_drop=0.0, checks_per_epoch=1, patience=2)
+    monitor.baseline = 2.0                                   # every check misses
+    assert not monitor.should_stop(model, step=1)            # one miss: keep going
+    assert monitor.should_stop(model, step=2)                # two in a row: stop
+    monitor.restore_best(model)                              # nothing within tolerance: weights stay
+
+
+def test_an_increment_with_every_retention_term_learns_the_new_class(tiny_model_dir):
+    """Mechanics end to end on the tiny model: replay + KD + EWC + early-stop checks + FGM together.
+
+    A memorisation check (the tiny random model does not generalise from 30 examples): after the
+    increment it must know the new class and still know the old ones on the rows it saw.
+    """
+    model, tokenizer = tiny(tiny_model_dir)
+    first = synthetic_frame({"red": 30, "green": 30}, seed=1)
+    fast = TrainSettings(epochs=8, batch_size=16, learning_rate=2e-3, warmup_ratio=0.0)
+    off = ContinualSettings.model_validate({"early_stopping": {"enabled": False}})
+    learn_increment(model, tokenizer, IncrementData(first, first.iloc[:0], first.iloc[:0], []), LABELS, off,
+                    fast, 32, show_progress=False)
+    settings = ContinualSettings.model_validate({
+        "regularization": {"method": "ewc", "weight": 1.0, "fisher_examples": 16},
+        "early_stopping": {"enabled": True, "max_old_drop": 1.0, "checks_per_epoch": 1, "min_epochs": 0},
+        "fgm_epsilon": 0.1})
+    new, replay = synthetic_frame({"blue": 30}, seed=2), first.sample(n=20, random_state=0)
+    data = IncrementData(new=new, replay=replay, old_validation=first.drop(replay.index),
+                         known_labels=["red", "green"])
+    report, mix = learn_increment(model, tokenizer, data, LABELS, settings, fast, 32, show_progress=False)
+    assert len(mix) == 50 and report.examples_processed == 400 and not report.stopped_early
+    assert len(report.old_accuracy_trace) == 9           # the champion's baseline + one check per epoch
+    classifier = modeling.Classifier(model, tokenizer, LABELS, 32)
+    for frame in (new, replay):
+        predicted = classifier.predict(frame["text"].tolist())
+        assert sum(p == t for p, t in zip(predicted, frame["label"])) / len(frame) >= 0.9
