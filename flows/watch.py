@@ -31,11 +31,23 @@ conclude = task(lifecycle.conclude, name="promote or reject", cache_policy=NO_CA
 
 @flow(name="ratchet-train")
 def train_pending(project: str) -> lifecycle.TrainingOutcome | None:
-    """Train one candidate on every pending batch, gate it, register it, promote or reject it."""
-    training = run_pipeline(project)
-    if "batch_ids" not in training.details:
-        return None
-    return conclude(project, register(project, training))
+    """Train a candidate on every pending batch, gate it, register it, promote or reject it.
+
+    The feedback loop: when the gate fails on forgetting, retrain with stronger retention (params
+    `feedback`), up to `max_attempts`; every attempt is its own MLflow run and model version.
+    """
+    earlier: list[lifecycle.TrainingOutcome] = []
+    for attempt in range(lifecycle.max_attempts(project)):
+        training = run_pipeline(project, attempt)
+        if "batch_ids" not in training.details:
+            return None
+        outcome = register(project, training)
+        if outcome.passed or not outcome.forgetting or attempt + 1 == lifecycle.max_attempts(project):
+            break
+        get_run_logger().info("attempt %d failed on forgetting (%s): retrying with stronger retention",
+                              attempt + 1, outcome.reason)
+        earlier.append(outcome)
+    return conclude(project, outcome.with_earlier(earlier))
 
 
 @flow(name="ratchet-watch")

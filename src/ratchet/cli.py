@@ -197,6 +197,34 @@ def rollback(reason: Annotated[str, typer.Option("--reason", help="Why: kept in 
 
 
 @app.command()
+def promote(version: Annotated[str, typer.Argument(help="Registered model version to make champion, e.g. 5.")],
+            reason: Annotated[str, typer.Option("--reason", help="Why: kept in the alias history.")],
+            force: Annotated[bool, typer.Option("--force", help="Promote even if the gate fails (recorded).")] = False,
+            project: ProjectOption = Path(".")) -> None:
+    """Make a registered version the champion: gated against the current one unless --force."""
+    _setup()
+    from ratchet import lifecycle
+    from ratchet.locking import LockTimeout
+    from ratchet.registry import ChampionMoved
+
+    paths = ProjectPaths.at(project)
+    try:
+        result = lifecycle.promote_version(str(paths.root), version, reason, force=force)
+    except lifecycle.PromotionRefused as refused:
+        console.print(f"[red]refused:[/] v{version} fails the gate against the champion:")
+        for check in refused.gate.failing():
+            console.print(f"  - {check.reason}")
+        console.print("nothing changed; `--force` promotes anyway and records that it was forced")
+        raise typer.Exit(3) from None
+    except (RuntimeError, LockTimeout, ChampionMoved) as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    forced = " [yellow](forced past the gate)[/]" if result["forced"] else ""
+    console.print(f"champion is v{result['to_version']} (was v{result['from_version']}){forced}; "
+                  f"batches no longer in the champion: {', '.join(result['batches_undone']) or 'none'}")
+
+
+@app.command()
 def lineage(version: Annotated[str, typer.Argument(help="Registered model version, e.g. 4.")],
             project: ProjectOption = Path("."),
             as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:

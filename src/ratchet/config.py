@@ -124,6 +124,7 @@ class ContinualSettings(_Section):
     regularization: RegularizationSettings = RegularizationSettings()
     early_stopping: EarlyStoppingSettings = EarlyStoppingSettings()
     fgm_epsilon: float = Field(0.0, ge=0.0)     # FGM adversarial training on embeddings; 0 = off
+    align_head: bool = False                    # weight aligning of new classes' head rows after training
 
 
 class PrepareSettings(_Section):
@@ -144,9 +145,36 @@ class EvaluateSettings(_Section):
 
 
 class GateSettings(_Section):
+    # An old split (or an old class's recall) fails when it drops more than the allowed drop AND
+    # McNemar's paired test says the drop is beyond noise (p < significance), or when it drops
+    # more than the hard ceiling whatever the test says.
     max_old_split_drop: float = Field(0.02, ge=0.0, le=1.0)
+    hard_max_old_split_drop: float = Field(0.05, ge=0.0, le=1.0)
+    max_class_recall_drop: float = Field(0.05, ge=0.0, le=1.0)
+    hard_max_class_recall_drop: float = Field(0.15, ge=0.0, le=1.0)
+    significance: float = Field(0.05, gt=0.0, lt=1.0)
+    max_negative_flip_rate: float = Field(0.05, ge=0.0, le=1.0)   # old examples the champion got right, lost
+    min_old_split_accuracy: float = Field(0.0, ge=0.0, le=1.0)    # absolute floor on every old split
     new_split_min_gain: float = Field(0.0, ge=-1.0, le=1.0)
     min_new_split_accuracy: float = Field(0.5, ge=0.0, le=1.0)
+    canary_min_accuracy: float = Field(1.0, ge=0.0, le=1.0)       # data/canary.csv, when the project has one
+
+    @model_validator(mode="after")
+    def _ceilings_above_drops(self) -> "GateSettings":
+        if self.hard_max_old_split_drop < self.max_old_split_drop:
+            raise ValueError("hard_max_old_split_drop is smaller than max_old_split_drop")
+        if self.hard_max_class_recall_drop < self.max_class_recall_drop:
+            raise ValueError("hard_max_class_recall_drop is smaller than max_class_recall_drop")
+        return self
+
+
+class FeedbackSettings(_Section):
+    """The feedback loop: when the gate fails on forgetting, retry with stronger retention."""
+
+    max_attempts: int = Field(2, ge=1)          # attempts per training, the first included (1: never retry)
+    replay_factor: float = Field(2.0, ge=1.0)   # each retry: replay ratio and per-class floor times this,
+    distillation_factor: float = Field(2.0, ge=1.0)  # distillation weight times this (from 1 if off),
+    learning_rate_factor: float = Field(0.5, gt=0.0, le=1.0)  # learning rate times this
 
 
 class Settings(_Section):
@@ -161,6 +189,24 @@ class Settings(_Section):
     train: TrainSettings = TrainSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
     gate: GateSettings = GateSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
+
+    def for_attempt(self, attempt: int) -> "Settings":
+        """The settings of retry number `attempt` (0: params.yaml as written): stronger retention."""
+        if attempt <= 0:
+            return self
+        fb = self.feedback
+        replay = self.continual.replay
+        distillation = self.continual.distillation
+        continual = self.continual.model_copy(update={
+            "replay": replay.model_copy(update={
+                "ratio": replay.ratio * fb.replay_factor ** attempt,
+                "min_per_old_class": math.ceil(max(replay.min_per_old_class, 1) * fb.replay_factor ** attempt),
+                "selection": replay.selection if replay.selection != "none" else "class_balanced"}),
+            "distillation": distillation.model_copy(update={
+                "weight": max(distillation.weight, 1.0) * fb.distillation_factor ** attempt})})
+        train = self.train.model_copy(update={"learning_rate": self.train.learning_rate * fb.learning_rate_factor ** attempt})
+        return self.model_copy(update={"continual": continual, "train": train})
 
 
 def _describe(error: ValidationError, source: str) -> str:
@@ -177,6 +223,24 @@ def parse_settings(raw: dict, source: str = "params.yaml") -> Settings:
         return Settings.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_describe(error, source)) from None
+
+
+def attempt_file_text(attempt: int) -> str:
+    """attempt.yaml as the feedback loop writes it before each `dvc repro`."""
+    return ("# Written by ratchet's feedback loop before each `dvc repro`: 0 runs params.yaml as written, N is\n"
+            "# the N-th retry with stronger retention (see `feedback` in params.yaml). A DVC params file.\n"
+            f"attempt: {attempt}\n")
+
+
+def read_attempt(path: Path) -> int:
+    """The feedback loop's attempt number from attempt.yaml (0 when the file is absent)."""
+    if not path.exists():
+        return 0
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return int(raw.get("attempt", 0))
+    except (yaml.YAMLError, TypeError, ValueError, AttributeError):
+        raise ConfigError(f"{path} must hold `attempt: <number>` (written by ratchet's feedback loop)") from None
 
 
 def load_settings(params_path: Path) -> Settings:

@@ -42,6 +42,22 @@ def split_metrics(truth: list[str], predicted: list[str]) -> SplitMetrics:
                         per_class=per_class)
 
 
+def paired_counts(truth: list[str], champion: list[str], candidate: list[str]) -> dict:
+    """Counts of a paired comparison on the same examples, overall and per true class.
+
+    `champion_only`: the champion is right and the candidate wrong (a negative flip, a regression);
+    `candidate_only`: the reverse. McNemar's test needs only these two numbers.
+    """
+    def count(indices: list[int]) -> dict[str, int]:
+        return {"n": len(indices),
+                "champion_only": sum(champion[i] == truth[i] != candidate[i] for i in indices),
+                "candidate_only": sum(candidate[i] == truth[i] != champion[i] for i in indices)}
+
+    everything = list(range(len(truth)))
+    return {**count(everything),
+            "per_class": {label: count([i for i in everything if truth[i] == label]) for label in sorted(set(truth))}}
+
+
 def average_accuracy(row: dict[str, float]) -> float:
     """Mean accuracy over the tasks (eval splits) a model has seen so far."""
     return sum(row.values()) / len(row) if row else 0.0

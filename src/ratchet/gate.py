@@ -1,4 +1,15 @@
-"""The promotion decision: candidate against champion on the same eval splits, check by check.
+"""The promotion decision: candidate against champion on the same examples, check by check.
+
+Checks (thresholds in params.yaml `gate`):
+- old_split_drop      every old eval split: accuracy may not drop beyond `max_old_split_drop` when
+                      McNemar's exact paired test finds the drop significant, nor beyond
+                      `hard_max_old_split_drop` at all;
+- class_recall_drop   the same, per class, on the old splits' recall;
+- negative_flip_rate  share of old-split examples the champion got right and the candidate gets
+                      wrong (regression bugs, Xie et al. 2021), over all old splits together;
+- old_split_floor     absolute floor on every old split;
+- new_split_floor / new_split_gain   the new data must be learned, and not worse than the champion;
+- canary              the must-pass examples of data/canary.csv, when the project has them.
 
 A rejection is an outcome, not an error: decide() always returns a GateResult with reasons.
 """
@@ -6,6 +17,7 @@ A rejection is an outcome, not an error: decide() always returns a GateResult wi
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from math import comb
 
 from ratchet.config import GateSettings
 
@@ -18,6 +30,7 @@ class Check:
     threshold: float
     passed: bool
     reason: str
+    p_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -34,48 +47,131 @@ class GateResult:
             return f"passed all {len(self.checks)} checks"
         return "; ".join(c.reason for c in self.failing())
 
+    def forgetting(self) -> bool:
+        """Did it fail on what the champion knew (so stronger retention is worth a retry)?"""
+        return any(c.name in FORGETTING_CHECKS for c in self.failing())
+
     def to_dict(self) -> dict:
         checks = sorted(self.checks, key=lambda c: c.passed)  # failing checks first
-        return {"passed": self.passed, "champion_version": self.champion_version,
+        return {"passed": self.passed, "champion_version": self.champion_version, "forgetting": self.forgetting(),
                 "summary": self.summary(), "checks": [asdict(c) for c in checks]}
+
+
+FORGETTING_CHECKS = {"old_split_drop", "class_recall_drop", "negative_flip_rate", "old_split_floor"}
+
+
+def mcnemar_p_value(champion_only: int, candidate_only: int) -> float:
+    """One-sided exact McNemar test: P(at least `champion_only` losses | the two models are equally good).
+
+    Under the null, each discordant example is a fair coin: losses ~ Binomial(discordant, 1/2).
+    """
+    discordant = champion_only + candidate_only
+    if discordant == 0:
+        return 1.0
+    return sum(comb(discordant, k) for k in range(champion_only, discordant + 1)) / 2 ** discordant
 
 
 def _pts(value: float) -> str:
     return f"{value * 100:+.1f} pts"
 
 
+def _drop_check(name: str, split: str, label: str, before: float, after: float, paired: dict | None,
+                allowed: float, ceiling: float, alpha: float) -> Check:
+    drop = before - after
+    p_value = mcnemar_p_value(paired["champion_only"], paired["candidate_only"]) if paired else None
+    significant = p_value is None or p_value < alpha   # without paired counts, judge the drop alone
+    beyond_ceiling = drop > ceiling + 1e-12
+    failed = beyond_ceiling or (drop > allowed + 1e-12 and significant)
+    if beyond_ceiling:
+        why = f"beyond the hard ceiling of {ceiling * 100:.1f} pts"
+    elif drop > allowed + 1e-12:
+        why = (f"more than {allowed * 100:.1f} pts and significant (McNemar p={p_value:.3g} < {alpha})" if failed
+               else f"more than {allowed * 100:.1f} pts but within noise (McNemar p={p_value:.3g} ≥ {alpha})")
+    else:
+        why = f"within the allowed {allowed * 100:.1f} pts"
+    return Check(name=name, split=split, value=round(drop, 6), threshold=allowed, passed=not failed,
+                 p_value=None if p_value is None else round(p_value, 6),
+                 reason=f"{label}: {before:.3f} -> {after:.3f} ({_pts(-drop)}), {why}")
+
+
+def _old_split_checks(name: str, split: dict, settings: GateSettings) -> list[Check]:
+    candidate, champion, paired = split["candidate"], split["champion"], split.get("paired")
+    checks = [_drop_check("old_split_drop", name, f"old split {name}", champion["accuracy"], candidate["accuracy"],
+                          paired, settings.max_old_split_drop, settings.hard_max_old_split_drop,
+                          settings.significance)]
+    for label, recall_before in sorted(champion.get("per_class_recall", {}).items()):
+        recall_after = candidate.get("per_class_recall", {}).get(label, 0.0)
+        class_paired = paired["per_class"].get(label) if paired else None
+        checks.append(_drop_check("class_recall_drop", name, f"class {label!r} on {name}", recall_before,
+                                  recall_after, class_paired, settings.max_class_recall_drop,
+                                  settings.hard_max_class_recall_drop, settings.significance))
+    floor_ok = candidate["accuracy"] >= settings.min_old_split_accuracy
+    if settings.min_old_split_accuracy > 0:
+        checks.append(Check(name="old_split_floor", split=name, value=round(candidate["accuracy"], 6),
+                            threshold=settings.min_old_split_accuracy, passed=floor_ok,
+                            reason=f"old split {name}: accuracy {candidate['accuracy']:.3f} "
+                                   f"{'>=' if floor_ok else '<'} floor {settings.min_old_split_accuracy:.3f}"))
+    return checks
+
+
+def _flip_rate_check(old_splits: dict[str, dict], settings: GateSettings) -> Check | None:
+    counted = [s["paired"] for s in old_splits.values() if s.get("paired")]
+    total = sum(p["n"] for p in counted)
+    if not total:
+        return None
+    flips = sum(p["champion_only"] for p in counted)
+    rate = flips / total
+    ok = rate <= settings.max_negative_flip_rate + 1e-12
+    return Check(name="negative_flip_rate", split="old splits", value=round(rate, 6),
+                 threshold=settings.max_negative_flip_rate, passed=ok,
+                 reason=(f"negative flips: {flips} of {total} old examples the champion got right are now wrong "
+                         f"({rate * 100:.1f}%, allowed {settings.max_negative_flip_rate * 100:.1f}%)"))
+
+
+def _new_split_checks(name: str, split: dict, settings: GateSettings) -> list[Check]:
+    candidate = split["candidate"]["accuracy"]
+    champion = split["champion"]["accuracy"] if split.get("champion") else None
+    ok = candidate >= settings.min_new_split_accuracy
+    checks = [Check(name="new_split_floor", split=name, value=round(candidate, 6),
+                    threshold=settings.min_new_split_accuracy, passed=ok,
+                    reason=(f"new split {name}: accuracy {candidate:.3f} "
+                            f"{'>=' if ok else '<'} floor {settings.min_new_split_accuracy:.3f}"))]
+    if champion is not None:
+        gain = candidate - champion
+        ok = gain >= settings.new_split_min_gain - 1e-12
+        checks.append(Check(name="new_split_gain", split=name, value=round(gain, 6),
+                            threshold=settings.new_split_min_gain, passed=ok,
+                            reason=(f"new split {name}: accuracy {champion:.3f} -> {candidate:.3f} "
+                                    f"({_pts(gain)}; required {_pts(settings.new_split_min_gain)})")))
+    return checks
+
+
+def _canary_check(split: dict, settings: GateSettings) -> Check:
+    accuracy = split["candidate"]["accuracy"]
+    ok = accuracy >= settings.canary_min_accuracy - 1e-12
+    misses = split.get("candidate_misses", [])
+    shown = "; ".join(f"{m['id']} ({m['label']} read as {m['predicted']})" for m in misses[:3])
+    return Check(name="canary", split="canary", value=round(accuracy, 6), threshold=settings.canary_min_accuracy,
+                 passed=ok, reason=(f"canary: {accuracy:.3f} of the must-pass examples right "
+                                    f"(required {settings.canary_min_accuracy:.3f})" + (f"; missed {shown}" if shown else "")))
+
+
 def decide(evaluation: dict, settings: GateSettings) -> GateResult:
     """Apply the gate to an eval report (metrics/eval.json's content)."""
     checks: list[Check] = []
-    for name, split in sorted(evaluation["splits"].items()):
-        candidate = split["candidate"]["accuracy"]
-        champion = split["champion"]["accuracy"] if split.get("champion") else None
-        if split["role"] == "old":
-            if champion is None:
-                continue
-            drop = champion - candidate
-            ok = drop <= settings.max_old_split_drop + 1e-12
-            checks.append(Check(
-                name="old_split_drop", split=name, value=round(drop, 6), threshold=settings.max_old_split_drop,
-                passed=ok,
-                reason=(f"old split {name}: accuracy {champion:.3f} -> {candidate:.3f} "
-                        f"({_pts(-drop)}; allowed drop {settings.max_old_split_drop * 100:.1f} pts)")))
-            continue
-        ok = candidate >= settings.min_new_split_accuracy
-        checks.append(Check(
-            name="new_split_floor", split=name, value=round(candidate, 6),
-            threshold=settings.min_new_split_accuracy, passed=ok,
-            reason=(f"new split {name}: accuracy {candidate:.3f} "
-                    f"{'>=' if ok else '<'} floor {settings.min_new_split_accuracy:.3f}")))
-        if champion is not None:
-            gain = candidate - champion
-            ok = gain >= settings.new_split_min_gain - 1e-12
-            checks.append(Check(
-                name="new_split_gain", split=name, value=round(gain, 6), threshold=settings.new_split_min_gain,
-                passed=ok,
-                reason=(f"new split {name}: accuracy {champion:.3f} -> {candidate:.3f} "
-                        f"({_pts(gain)}; required {_pts(settings.new_split_min_gain)})")))
-    if not checks:
+    splits = evaluation["splits"]
+    old_splits = {n: s for n, s in splits.items() if s["role"] == "old" and s.get("champion")}
+    for name, split in sorted(splits.items()):
+        if split["role"] == "old" and split.get("champion"):
+            checks += _old_split_checks(name, split, settings)
+        elif split["role"] == "new":
+            checks += _new_split_checks(name, split, settings)
+        elif split["role"] == "canary":
+            checks.append(_canary_check(split, settings))
+    flip = _flip_rate_check(old_splits, settings)
+    if flip is not None:
+        checks.append(flip)
+    if not any(c.name.startswith("new_split") or c.name.startswith("old_split") for c in checks):
         checks.append(Check(name="has_checks", split="", value=0, threshold=1, passed=False,
                             reason="no eval split to judge the candidate on"))
     return GateResult(passed=all(c.passed for c in checks), checks=checks,

@@ -12,14 +12,16 @@ import json
 import logging
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from ratchet import atomic, dvc_repo, modeling, registry, store
 from ratchet.batches import TERMINAL_STATES, BatchReadError, Ledger, content_hash, normalise, read_raw
-from ratchet.config import Settings, load_settings
+from ratchet.config import Settings, attempt_file_text, load_settings
+from ratchet.gate import GateResult, decide
+from ratchet.locking import champion_lock
 from ratchet.paths import ProjectPaths
 from ratchet.policy import should_train
 
@@ -68,6 +70,13 @@ class TrainingOutcome:
     version: str | None
     run_id: str | None
     metrics: dict[str, float] = field(default_factory=dict)
+    attempt: int = 0
+    forgetting: bool = False                 # failed on what the champion knew: a retry may help
+    earlier_attempts: list[dict] = field(default_factory=list)  # {attempt, version, run_id, reason}
+
+    def with_earlier(self, earlier: list["TrainingOutcome"]) -> "TrainingOutcome":
+        return replace(self, earlier_attempts=[{"attempt": o.attempt, "version": o.version, "run_id": o.run_id,
+                                                "reason": o.reason} for o in earlier])
 
 
 def _load_batch(path: Path, settings: Settings) -> tuple[str, pd.DataFrame]:
@@ -174,15 +183,43 @@ def accept(root: str, arrival: Arrival, drift: DriftVerdict) -> StepResult:
 
 # --- step 5: train, evaluate, gate (dvc repro), then register and conclude -----------------------
 
-def run_pipeline(root: str) -> StepResult:
-    """`dvc repro`: prepare -> train -> evaluate -> gate over every pending batch."""
+def strategy_label(settings: Settings) -> str:
+    """The retention recipe in one line, e.g. `lora r8 + replay class_balanced 0.15 + lwf 1.0`."""
+    c, m = settings.continual, settings.model
+    parts = [f"lora r{m.lora.r}" if m.finetune == "lora" else
+             (f"top {m.top_layers} layers" if m.finetune == "top_layers" else "full")]
+    if c.replay.selection != "none":
+        parts.append(f"replay {c.replay.selection} {c.replay.ratio:g}" + (" balanced" if c.replay.balance_classes else ""))
+    if c.distillation.weight > 0:
+        parts.append(f"lwf {c.distillation.weight:g}")
+    if c.regularization.method != "none":
+        parts.append(f"{c.regularization.method} {c.regularization.weight:g}")
+    if c.early_stopping.enabled:
+        parts.append("early-stop")
+    if c.fgm_epsilon > 0:
+        parts.append(f"fgm {c.fgm_epsilon:g}")
+    return " + ".join(parts) + f" @ lr {settings.train.learning_rate:g}"
+
+
+def max_attempts(root: str) -> int:
+    return _project(root)[1].feedback.max_attempts
+
+
+def run_pipeline(root: str, attempt: int = 0) -> StepResult:
+    """`dvc repro`: prepare -> train -> evaluate -> gate over every pending batch.
+
+    `attempt` > 0 is a retry of the feedback loop: attempt.yaml (a DVC params file) tells the
+    stages to strengthen retention, so DVC retrains and dvc.lock records which attempt it was.
+    """
     paths, _ = _project(root)
     pending = store.batches_with_status(paths, "pending")
     if not pending:
         return StepResult(False, "no pending batch to train on")
+    atomic.write_text(paths.attempt, attempt_file_text(attempt))
     dvc_repo.repro(paths.root)
     gate = atomic.read_json(paths.gate_result)
-    return StepResult(bool(gate["passed"]), gate["summary"], {"batch_ids": pending})
+    return StepResult(bool(gate["passed"]), gate["summary"],
+                      {"batch_ids": pending, "attempt": attempt, "forgetting": bool(gate.get("forgetting"))})
 
 
 def _sha256(path: Path) -> str:
@@ -203,6 +240,9 @@ def _git_commit(root: Path) -> str:
 def _attempt_metrics(evaluation: dict, gate: dict) -> dict[str, float]:
     metrics: dict[str, float] = {"gate_passed": float(gate["passed"]),
                                  "candidate_average_accuracy": evaluation["candidate"]["average_accuracy"]}
+    for key in ("bwt", "fwt"):  # forgetting and forward transfer over the champion's history
+        if evaluation["candidate"].get(key) is not None:
+            metrics[f"candidate_{key}"] = evaluation["candidate"][key]
     for name, split in evaluation["splits"].items():
         for role in ("candidate", "champion"):
             if split.get(role):
@@ -219,7 +259,8 @@ def register(root: str, training: StepResult) -> TrainingOutcome:
     gate = atomic.read_json(paths.gate_result)
     plan = atomic.read_json(paths.plan)
     evidence = [paths.gate_result, paths.eval_metrics, paths.train_metrics, paths.plan,
-                paths.accuracy_matrix]
+                paths.accuracy_matrix, paths.accuracy_heatmap, paths.increments_plot,
+                paths.next_replay_buffer / "buffer.json"]
     for batch_id in batch_ids:  # validation/<id>.json is the GE result, drift/<id>.* Evidently's
         evidence += [paths.drift_reports / f"{batch_id}.html", paths.drift_reports / f"{batch_id}.json",
                      paths.validation_reports / f"{batch_id}.json"]
@@ -231,8 +272,9 @@ def register(root: str, training: StepResult) -> TrainingOutcome:
                                      md5=dvc_repo.file_md5(paths.batch_dir(s["name"]) / "eval.parquet"),
                                      source=str(paths.batch_dir(s["name"]) / "eval.parquet"), context="evaluation")
                for s in plan["eval_splits"]]
-    params = {f"{section}.{key}": value for section in ("model", "prepare", "train", "gate", "policy")
-              for key, value in getattr(settings, section).model_dump().items()}
+    effective = settings.for_attempt(training.details.get("attempt", 0))
+    params = {f"{section}.{key}": value for section in ("model", "continual", "prepare", "train", "gate", "policy")
+              for key, value in getattr(effective, section).model_dump().items()}
     tags = {"ratchet.gate": "passed" if gate["passed"] else "rejected",
             "ratchet.data_md5": dvc_repo.tracked_md5(paths.root),
             "ratchet.git_commit": _git_commit(paths.root),
@@ -243,13 +285,35 @@ def register(root: str, training: StepResult) -> TrainingOutcome:
             "ratchet.dvc_lock_sha256": _sha256(paths.root / "dvc.lock"),
             "ratchet.eval_md5": json.dumps({s["name"]: dvc_repo.file_md5(paths.batch_dir(s["name"]) / "eval.parquet")
                                             for s in plan["eval_splits"]}, sort_keys=True),
-            "ratchet.finetune": settings.model.finetune}
+            "ratchet.finetune": settings.model.finetune,
+            "ratchet.attempt": str(training.details.get("attempt", 0)),
+            "ratchet.strategy": strategy_label(settings.for_attempt(training.details.get("attempt", 0)))}
     metrics = _attempt_metrics(evaluation, gate)
     record = registry.log_attempt(paths, settings, registry.Attempt(
         run_name=f"attempt-{'+'.join(batch_ids)}", batch_ids=batch_ids, params=params, metrics=metrics,
         tags=tags, artifacts=evidence, inputs=inputs), paths.candidate)
+    # what data/champion/ would hold with this version: kept for promotion now, `ratchet promote` later
+    registry.log_champion_manifest(paths, settings, record.run_id,
+                                   _champion_manifest(paths, evaluation, record.version, record.run_id, batch_ids))
     return TrainingOutcome(batch_ids=batch_ids, passed=bool(gate["passed"]), reason=gate["summary"],
-                           version=record.version, run_id=record.run_id, metrics=metrics)
+                           version=record.version, run_id=record.run_id, metrics=metrics,
+                           attempt=training.details.get("attempt", 0), forgetting=bool(gate.get("forgetting")))
+
+
+def _champion_manifest(paths: ProjectPaths, evaluation: dict, version: str, run_id: str,
+                       batch_ids: list[str]) -> dict:
+    """data/champion/ratchet_model.json for a candidate: everything it learned, and the accuracy history."""
+    old = store.champion_manifest(paths)
+    history = list(old.get("history", [])) if old else []
+    history.append({"model": f"v{version}",
+                    "accuracy": {n: round(s["candidate"]["accuracy"], 6) for n, s in evaluation["splits"].items()
+                                 if s["role"] != "canary"},
+                    # the old champion on the splits this step learned: forward transfer needs it
+                    "before": {n: round(s["champion"]["accuracy"], 6) for n, s in evaluation["splits"].items()
+                               if s["role"] == "new" and s.get("champion")}})
+    trained = (old.get("trained_batches", []) if old else []) + list(batch_ids)
+    return {**atomic.read_json(paths.candidate / "ratchet_model.json"), "version": version,
+            "run_id": run_id, "trained_batches": trained, "history": history}
 
 
 def conclude(root: str, outcome: TrainingOutcome) -> TrainingOutcome:
@@ -259,33 +323,33 @@ def conclude(root: str, outcome: TrainingOutcome) -> TrainingOutcome:
     gate_checks = atomic.read_json(paths.gate_result)["checks"]  # kept with each batch it judged
     if outcome.passed:
         evaluation = atomic.read_json(paths.eval_metrics)
-        old = store.champion_manifest(paths)
-        history = list(old.get("history", [])) if old else []
-        history.append({"model": f"v{outcome.version}",
-                        "accuracy": {n: round(s["candidate"]["accuracy"], 6) for n, s in evaluation["splits"].items()},
-                        # the old champion on the splits this step learned: forward transfer needs it
-                        "before": {n: round(s["champion"]["accuracy"], 6) for n, s in evaluation["splits"].items()
-                                   if s["role"] == "new" and s.get("champion")}})
-        trained = (old.get("trained_batches", []) if old else []) + outcome.batch_ids
-        manifest = {**atomic.read_json(paths.candidate / "ratchet_model.json"), "version": outcome.version,
-                    "run_id": outcome.run_id, "trained_batches": trained, "history": history}
-        registry.log_champion_manifest(paths, settings, outcome.run_id, manifest)  # for a later rollback
-        store.install_champion(paths, paths.candidate, manifest)
-        store.install_replay_buffer(paths, paths.next_replay_buffer)
-        store.set_status(paths, outcome.batch_ids, "trained")
-        dvc_repo.add(paths.root)
-        registry.promote(paths, settings, outcome.version, reason=outcome.reason, run_id=outcome.run_id)
+        manifest = _champion_manifest(paths, evaluation, outcome.version, outcome.run_id, outcome.batch_ids)
+        with champion_lock(paths):
+            # if the alias moved since the gate ran, nothing below happens (checked again on the move)
+            registry.require_champion(paths, settings, evaluation["champion_version"], outcome.version)
+            store.install_champion(paths, paths.candidate, manifest)
+            store.install_replay_buffer(paths, paths.next_replay_buffer)
+            store.set_status(paths, outcome.batch_ids, "trained")
+            dvc_repo.add(paths.root)
+            registry.promote(paths, settings, outcome.version, reason=outcome.reason, run_id=outcome.run_id,
+                             expected_champion=evaluation["champion_version"])
         state, reason = "promoted", f"v{outcome.version} is champion: {outcome.reason}"
     else:
         store.set_status(paths, outcome.batch_ids, "rejected")
         dvc_repo.add(paths.root)
         state, reason = "rejected", f"gate rejected v{outcome.version}: {outcome.reason}"
+        if outcome.earlier_attempts:
+            tried = "; ".join(f"attempt {a['attempt'] + 1} (v{a['version']}): {a['reason']}"
+                              for a in outcome.earlier_attempts)
+            reason = (f"gate rejected all {len(outcome.earlier_attempts) + 1} attempts, the last with stronger "
+                      f"retention (v{outcome.version}): {outcome.reason}; earlier: {tried}")
     for entry in ledger.current():
         if entry.batch_id in outcome.batch_ids and entry.state in ("accepted", "accumulated", "received"):
             ledger.record(entry.arrival, entry.batch_id, entry.file, state, reason,
                           metrics={**entry.metrics, **_batch_metrics(outcome, entry.batch_id)},
                           details={**entry.details, "version": outcome.version, "run_id": outcome.run_id,
-                                   "gate_checks": gate_checks})
+                                   "gate_checks": gate_checks, "attempt": outcome.attempt,
+                                   "earlier_attempts": outcome.earlier_attempts})
     return outcome
 
 
@@ -298,25 +362,94 @@ def rollback(root: str, reason: str) -> dict:
     import tempfile
 
     paths, settings = _project(root)
-    current, previous = registry.champion_version(paths, settings), registry.previous_version(paths, settings)
-    if current is None or previous is None:
-        raise RuntimeError("nothing to roll back to: the registry has no `previous` version")
+    with champion_lock(paths):
+        current, previous = registry.champion_version(paths, settings), registry.previous_version(paths, settings)
+        if current is None or previous is None:
+            raise RuntimeError("nothing to roll back to: the registry has no `previous` version")
+        with tempfile.TemporaryDirectory() as scratch:
+            model_dir, manifest = registry.download_champion(paths, settings, previous, Path(scratch))
+            undone = _install_version(paths, settings, model_dir, manifest,
+                                      why=f"rolled back from v{current} to v{previous}: {reason}")
+        registry.roll_back_aliases(paths, settings, current, previous, reason)
+    return {"from_version": current, "to_version": previous, "batches_undone": undone}
+
+
+class PromotionRefused(RuntimeError):
+    def __init__(self, version: str, gate: GateResult) -> None:
+        super().__init__(f"the gate refuses v{version}: {gate.summary()} (use --force to promote anyway; "
+                         "that is recorded)")
+        self.gate = gate
+
+
+def promote_version(root: str, version: str, reason: str, force: bool = False) -> dict:
+    """Make a registered version the champion by hand: gated against the current champion unless forced.
+
+    Under the champion lock: the version's model and manifest come from the registry, the gate runs
+    on the eval splits of every batch the version learned (old = the current champion learned it
+    too, new = it did not) plus the canary set, and only then data/, the catalog, the replay
+    buffer, the ledger and the aliases move. A forced promotion says so in the alias history.
+    """
+    import tempfile
+
+    paths, settings = _project(root)
+    version = str(version)
+    with champion_lock(paths):
+        current = registry.champion_version(paths, settings)
+        if current == version:
+            raise RuntimeError(f"v{version} is already the champion")
+        with tempfile.TemporaryDirectory() as scratch:
+            model_dir, manifest = registry.download_champion(paths, settings, version, Path(scratch))
+            gate = _gate_version(paths, settings, model_dir, manifest)
+            if not gate.passed and not force:
+                raise PromotionRefused(version, gate)
+            verdict = "gate passed" if gate.passed else f"FORCED past the gate ({gate.summary()})"
+            why = f"promoted by hand, {verdict}: {reason}"
+            undone = _install_version(paths, settings, model_dir, manifest, why=why)
+        registry.promote(paths, settings, version, reason=why, expected_champion=current)
+        if force:
+            registry.tag_version(paths, settings, version, "ratchet.forced", reason)
+    return {"from_version": current, "to_version": version, "gate": gate.to_dict(), "forced": force and not gate.passed,
+            "batches_undone": undone}
+
+
+def _gate_version(paths: ProjectPaths, settings: Settings, model_dir: Path, manifest: dict) -> GateResult:
+    from ratchet.comparison import compare_on_splits
+
+    labels = list(settings.data.labels)
+    candidate = modeling.load_classifier(model_dir, settings.model, labels)
+    champion_manifest = store.champion_manifest(paths)
+    champion = modeling.load_classifier(paths.champion, settings.model, labels) if champion_manifest else None
+    known = set(champion_manifest.get("trained_batches", [])) if champion_manifest else set()
+    suite = [(b, "old" if b in known else "new", store.read_split(paths, b, "eval"))
+             for b in manifest["trained_batches"]]
+    if paths.canary.exists():
+        suite.append(("canary", "canary", store.read_canary(paths)))
+    splits = compare_on_splits(candidate, champion, suite, settings.evaluate.batch_size)
+    return decide({"champion_version": champion_manifest["version"] if champion_manifest else None,
+                   "splits": splits}, settings.gate)
+
+
+def _install_version(paths: ProjectPaths, settings: Settings, model_dir: Path, manifest: dict, why: str) -> list[str]:
+    """data/champion/, catalog statuses, replay buffer and ledger follow a version; returns batches undone."""
     current_manifest = store.champion_manifest(paths) or {}
-    with tempfile.TemporaryDirectory() as scratch:
-        model_dir, manifest = registry.download_champion(paths, settings, previous, Path(scratch))
-        store.install_champion(paths, model_dir, manifest)
-    undone = [b for b in current_manifest.get("trained_batches", []) if b not in manifest["trained_batches"]]
+    learned = list(manifest["trained_batches"])
+    store.install_champion(paths, model_dir, manifest)
+    undone = [b for b in current_manifest.get("trained_batches", []) if b not in learned]
+    regained = [e.batch_id for e in store.read_catalog(paths) if e.batch_id in learned and e.status != "trained"]
     if undone:
         store.set_status(paths, undone, "rejected")
-        store.forget_in_replay_buffer(paths, undone)
+    if regained:
+        store.set_status(paths, regained, "trained")
+    store.build_replay_buffer(paths, settings.continual.replay, learned, seed=settings.prepare.seed).save(
+        paths.replay_buffer)
     dvc_repo.add(paths.root)
-    why = f"rolled back from v{current} to v{previous}: {reason}"
     ledger = Ledger(paths.ledger)
     for entry in ledger.current():
         if entry.batch_id in undone and entry.state == "promoted":
             ledger.record(entry.arrival, entry.batch_id, entry.file, "rejected", why, entry.metrics, entry.details)
-    registry.roll_back_aliases(paths, settings, current, previous, reason)
-    return {"from_version": current, "to_version": previous, "batches_undone": undone}
+        elif entry.batch_id in regained and entry.state == "rejected":
+            ledger.record(entry.arrival, entry.batch_id, entry.file, "promoted", why, entry.metrics, entry.details)
+    return undone
 
 
 def _batch_metrics(outcome: TrainingOutcome, batch_id: str) -> dict[str, float]:

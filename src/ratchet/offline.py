@@ -16,6 +16,7 @@ OFFLINE_ENVIRONMENT = {
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # core code also logs outside flows
     "TOKENIZERS_PARALLELISM": "false",
     "GIT_PYTHON_REFRESH": "quiet",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # progress bars would fill logs and CLI output
 }
 
 

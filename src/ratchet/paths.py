@@ -21,6 +21,11 @@ class ProjectPaths:
     def params(self) -> Path:
         return self.root / "params.yaml"
 
+    @property
+    def attempt(self) -> Path:
+        """attempt.yaml: which retry of the feedback loop the pipeline runs (a DVC params file)."""
+        return self.root / "attempt.yaml"
+
     # DVC-tracked data/ (written only by the flow and the CLI, never by a stage)
     @property
     def data(self) -> Path:
@@ -48,6 +53,11 @@ class ProjectPaths:
     @property
     def champion(self) -> Path:
         return self.data / "champion"
+
+    @property
+    def canary(self) -> Path:
+        """Optional must-pass examples (text,label[,id]); every candidate is checked on them."""
+        return self.data / "canary.csv"
 
     @property
     def replay_buffer(self) -> Path:
@@ -87,6 +97,11 @@ class ProjectPaths:
     @property
     def eval_suite(self) -> Path:
         return self.prepared / "eval"
+
+    @property
+    def prepared_canary(self) -> Path:
+        """data/canary.csv as the evaluate stage reads it (prepare copies it, so DVC tracks it)."""
+        return self.prepared / "canary.parquet"
 
     @property
     def old_validation(self) -> Path:

@@ -163,11 +163,30 @@ def _actor() -> str:
     return os.environ.get("RATCHET_ACTOR") or f"{getpass.getuser()} (ratchet)"
 
 
+class ChampionMoved(RuntimeError):
+    """The champion is no longer the one a decision was made against."""
+
+
+_ANY = object()
+
+
+def require_champion(paths: ProjectPaths, settings: Settings, expected: str | None, candidate: str) -> None:
+    """Raise ChampionMoved unless `champion` still points at `expected` (None: no champion yet)."""
+    current = champion_version(paths, settings)
+    if current != expected:
+        raise ChampionMoved(f"the champion is {'v' + current if current else 'unset'}, but v{candidate} was "
+                            f"judged against {'v' + str(expected) if expected else 'no champion'}; "
+                            "nothing changed: run the gate again")
+
+
 def promote(paths: ProjectPaths, settings: Settings, version: str, reason: str,
-            run_id: str | None = None) -> str | None:
+            run_id: str | None = None, expected_champion: str | None | object = _ANY) -> str | None:
     """Point `champion` at `version` (and `previous` at the old champion); returns the old one.
 
-    Each move is appended to the alias history, and `champion` is read back after setting it.
+    Call it under ratchet.locking.champion_lock. `expected_champion` is the champion the gate
+    compared against: if the alias moved since, nothing changes (aliases have no compare-and-set,
+    so the check and the move happen under the lock). Each move is appended to the alias history,
+    and `champion` is read back after setting it.
     """
     from datetime import datetime, timezone
 
@@ -175,6 +194,8 @@ def promote(paths: ProjectPaths, settings: Settings, version: str, reason: str,
     client = mlflow.MlflowClient()
     name = settings.project.registered_model
     old = champion_version(paths, settings)
+    if expected_champion is not _ANY:
+        require_champion(paths, settings, expected_champion, version)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if old is not None and old != version:
         old_previous = _alias_version(client, name, PREVIOUS)
@@ -272,3 +293,8 @@ def roll_back_aliases(paths: ProjectPaths, settings: Settings, current: str, pre
         client.delete_registered_model_alias(name, PREVIOUS)
     client.set_model_version_tag(name, current, "ratchet.rolled_back", why)
     log.info("registry: %s@%s rolled back v%s -> v%s", name, CHAMPION, current, previous)
+
+
+def tag_version(paths: ProjectPaths, settings: Settings, version: str, key: str, value: str) -> None:
+    mlflow = _connect(paths, settings)
+    mlflow.MlflowClient().set_model_version_tag(settings.project.registered_model, version, key, value)

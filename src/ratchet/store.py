@@ -22,6 +22,7 @@ from typing import Literal
 import pandas as pd
 
 from ratchet import atomic
+from ratchet.config import ReplaySettings
 from ratchet.continual.buffer import ReplayBuffer
 from ratchet.paths import ProjectPaths
 
@@ -172,12 +173,23 @@ def install_replay_buffer(paths: ProjectPaths, next_buffer: Path) -> None:
         atomic.replace_dir(next_buffer, paths.replay_buffer)
 
 
-def forget_in_replay_buffer(paths: ProjectPaths, batch_ids: list[str]) -> None:
-    """After a rollback: drop the rows of batches the restored champion never learned."""
-    meta = paths.replay_buffer / "buffer.json"
-    if not meta.exists():
-        return
-    settings = atomic.read_json(meta)
-    buffer = ReplayBuffer.load(paths.replay_buffer, settings["selection"], settings["budget"])
-    buffer.rows = buffer.rows[~buffer.rows["batch_id"].isin(batch_ids)].reset_index(drop=True)
-    buffer.save(paths.replay_buffer)
+def build_replay_buffer(paths: ProjectPaths, replay: ReplaySettings, batch_ids: list[str], seed: int) -> ReplayBuffer:
+    """The buffer a champion that learned `batch_ids` (in that order) has: offered batch by batch."""
+    buffer = ReplayBuffer(selection=replay.selection, budget=replay.buffer_size)
+    for batch_id in batch_ids:
+        buffer.add(read_split(paths, batch_id, "train"), batch_id, seed=seed)
+    return buffer
+
+
+def read_canary(paths: ProjectPaths) -> pd.DataFrame:
+    """data/canary.csv: must-pass examples. Columns text and label (id optional)."""
+    frame = pd.read_csv(paths.canary, dtype=str, keep_default_na=False)
+    missing = {"text", "label"} - set(frame.columns)
+    if missing:
+        raise CatalogError(f"{paths.canary} lacks column(s) {sorted(missing)} (it has {list(frame.columns)})")
+    empty = frame.index[frame["text"].str.strip() == ""].tolist()
+    if empty:
+        raise CatalogError(f"{paths.canary}: row(s) {[i + 2 for i in empty]} have an empty text")
+    if "id" not in frame:
+        frame["id"] = [f"canary-{i + 1}" for i in range(len(frame))]
+    return frame[["id", "text", "label"]]

@@ -26,7 +26,10 @@ def batch_markdown(paths: ProjectPaths, arrival: int) -> str:
         lines.append(f"- model version: v{entry.details['version']} (MLflow run `{entry.details.get('run_id')}`)")
     checks = entry.details.get("gate_checks")
     if checks:
-        lines += ["", "| check | split | value | threshold | passed | reason |", "|---|---|---|---|---|---|"]
+        lines += ["", "| check | split | value | threshold | p-value | passed | reason |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {c['name']} | {c['split']} | {c['value']:.4f} | {c['threshold']:.4f} | "
-                  f"{'yes' if c['passed'] else '**no**'} | {c['reason']} |" for c in checks]
+                  f"{'-' if c.get('p_value') is None else format(c['p_value'], '.3g')} | "
+                  f"{'yes' if c['passed'] else '**no**'} | {c['reason']} |"
+                  for c in sorted(checks, key=lambda c: c["passed"])]
     return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ratchet import store
+from ratchet.continual.buffer import ReplayBuffer
 from ratchet.batches import Ledger
 from tests.conftest import synthetic_frame
 from tests.integration.conftest import drop, make_project
@@ -52,3 +53,16 @@ def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_d
     assert dvc_repo.status_clean(paths.root)
     again = CliRunner().invoke(app, ["rollback", "--reason", "twice", "--project", str(paths.root)])
     assert again.exit_code == 2 and "nothing to roll back to" in again.output
+
+    # ...and once the complaint is cleared, the rolled-back version is promoted again, through the gate.
+    back = CliRunner().invoke(app, ["promote", rolled_back_version, "--reason", "complaint resolved",
+                                    "--project", str(paths.root)])
+    assert back.exit_code == 0, back.output
+    assert registry.champion_version(paths, settings) == rolled_back_version
+    assert set(store.batches_with_status(paths, "trained")) == {"reference", first["batch_id"], second["batch_id"]}
+    assert Ledger(paths.ledger).current()[-1].state == "promoted"
+    last = registry.alias_history(paths, settings)[-1]
+    assert last.to_version == rolled_back_version and "gate passed: complaint resolved" in last.reason
+    buffer = ReplayBuffer.load(paths.replay_buffer, "class_balanced", 1000)
+    assert set(buffer.rows["batch_id"]) == {"reference", first["batch_id"], second["batch_id"]}
+    assert dvc_repo.status_clean(paths.root)

@@ -39,3 +39,19 @@ def test_non_mapping_yaml_is_rejected(tmp_path):
     path.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_settings(path)
+
+
+def test_a_retry_strengthens_retention_and_lowers_the_learning_rate(tmp_path):
+    from ratchet.config import attempt_file_text, parse_settings, read_attempt
+
+    settings = parse_settings({"data": {"labels": ["a", "b"]},
+                               "continual": {"replay": {"ratio": 0.1, "min_per_old_class": 5},
+                                             "distillation": {"weight": 0.0}},
+                               "train": {"learning_rate": 1e-3}})
+    assert settings.for_attempt(0) is settings
+    retry = settings.for_attempt(2)       # factors 2, 2 and 0.5, twice
+    assert retry.continual.replay.ratio == pytest.approx(0.4) and retry.continual.replay.min_per_old_class == 20
+    assert retry.continual.distillation.weight == pytest.approx(4.0)   # from 1.0: it was off
+    assert retry.train.learning_rate == pytest.approx(2.5e-4)
+    (tmp_path / "attempt.yaml").write_text(attempt_file_text(3))
+    assert read_attempt(tmp_path / "attempt.yaml") == 3 and read_attempt(tmp_path / "missing.yaml") == 0

@@ -126,3 +126,16 @@ def test_an_increment_with_every_retention_term_learns_the_new_class(tiny_model_
     for frame in (new, replay):
         predicted = classifier.predict(frame["text"].tolist())
         assert sum(p == t for p, t in zip(predicted, frame["label"])) / len(frame) >= 0.9
+
+
+def test_weight_aligning_gives_new_classes_the_old_classes_mean_norm(tiny_model_dir):
+    from ratchet.continual.retention import align_head, classifier_head
+
+    model, _ = tiny(tiny_model_dir, finetune="lora")   # the head is LoRA's saved copy of the classifier
+    head = classifier_head(model)
+    with torch.no_grad():
+        head.weight[2] *= 3.0
+    norms = head.weight.norm(dim=1)
+    factor = align_head(model, old_classes=[0, 1], new_classes=[2])
+    assert factor is not None and abs(float(head.weight[2].norm()) - float(norms[:2].mean())) < 1e-5
+    assert align_head(model, old_classes=[], new_classes=[2]) is None

@@ -89,7 +89,28 @@ def continual_learning(
                                      "train_fraction": train_fraction,
                                      "overrides": set_ or []})
     _print_table(payload)
-    console.print(f"results: {out}")
+    markdown = out.with_suffix(".md")
+    markdown.write_text(markdown_table(payload), encoding="utf-8")
+    console.print(f"results: {out} (table for docs/benchmarks.md: {markdown})")
+
+
+def markdown_table(payload: dict) -> str:
+    """The summary as a markdown table, with the command's settings, for docs/benchmarks.md."""
+    env = payload["environment"]
+    seeds = sorted({run["seed"] for run in payload["runs"]})
+    lines = [f"`{payload['stream']}`, seeds {seeds}, {env['device']}"
+             f"{' (' + env['gpu'] + ')' if env.get('gpu') else ''}, {env['date']}, "
+             f"train fraction {payload['options'].get('train_fraction', 1.0)}, "
+             f"overrides {payload['options']['overrides'] or 'none'}", "",
+             "| strategy | average accuracy | BWT | FWT | ratio to joint | examples processed | vs joint | wall s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for strategy, row in payload["summary"].items():
+        ratio, versus = row["ratio_to_joint"], row["examples_vs_joint"]
+        lines.append(f"| {strategy} | {row['average_accuracy']['mean']:.3f} ± {row['average_accuracy']['std']:.3f} | "
+                     f"{row['bwt']['mean']:+.3f} ± {row['bwt']['std']:.3f} | {row['fwt']['mean']:+.3f} | "
+                     f"{'-' if ratio is None else f'{ratio:.3f}'} | {row['examples_processed']:.0f} | "
+                     f"{'-' if versus is None else f'{versus:.2f}'} | {row['seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 def _print_table(payload: dict) -> None:

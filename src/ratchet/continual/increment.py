@@ -16,7 +16,7 @@ import torch
 
 from ratchet.config import ContinualSettings, TrainSettings
 from ratchet.continual.early_stopping import OldDataMonitor
-from ratchet.continual.retention import WeightAnchor, fisher_diagonal
+from ratchet.continual.retention import WeightAnchor, align_head, fisher_diagonal
 from ratchet.training.batching import batch_logits, encode
 from ratchet.training.loop import Objective, TrainReport, fit
 
@@ -75,6 +75,12 @@ def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labe
             continual.early_stopping.patience, continual.early_stopping.min_epochs)
     report = fit(model, tokenizer, mix["text"].tolist(), label_ids, train, max_length,
                  show_progress=show_progress, objective=objective)
+    if continuing and continual.align_head:
+        new_classes = sorted({label_index[v] for v in data.new["label"]} - {label_index[v] for v in data.known_labels})
+        factor = align_head(model, sorted(label_index[v] for v in data.known_labels), new_classes)
+        if factor is not None:
+            log.info("train: aligned the head rows of %d new class(es) to the old ones (x%.3f)",
+                     len(new_classes), factor)
     return report, mix
 
 

@@ -5,6 +5,9 @@
 - L2SP: an L2 pull toward the starting (champion's) weights (Li et al., 2018).
 - EWC: the same pull, weighted per parameter by the diagonal Fisher information estimated on the
   champion's data (Kirkpatrick et al., 2017).
+- Weight aligning (Zhao et al., 2020): after an increment that brings new classes, scale the new
+  classes' head rows to the mean norm of the old classes' rows, removing the head's bias toward
+  whatever it saw most recently.
 - FGM: one adversarial step per batch along the normalised gradient of the word embeddings
   (Miyato et al., 2017), for robustness to small input changes.
 """
@@ -128,3 +131,29 @@ class FGM:
 
     def remove(self) -> None:
         self._handle.remove()
+
+
+def classifier_head(model: torch.nn.Module) -> torch.nn.Linear:
+    """The trainable output layer (for LoRA, the saved copy of the classifier)."""
+    heads = [(name, m) for name, m in model.named_modules()
+             if isinstance(m, torch.nn.Linear) and "classifier" in name and m.weight.requires_grad]
+    if not heads:
+        raise ValueError("the model has no trainable classifier head to align")
+    return heads[-1][1]
+
+
+def align_head(model: torch.nn.Module, old_classes: list[int], new_classes: list[int]) -> float | None:
+    """Weight aligning: scale the new classes' rows (and biases) to the old classes' mean row norm.
+
+    Returns the factor applied, or None when there is nothing to align.
+    """
+    if not old_classes or not new_classes:
+        return None
+    head = classifier_head(model)
+    with torch.no_grad():
+        norms = head.weight.norm(dim=1)
+        factor = float(norms[old_classes].mean() / norms[new_classes].mean())
+        head.weight[new_classes] *= factor
+        if head.bias is not None:
+            head.bias[new_classes] *= factor
+    return factor

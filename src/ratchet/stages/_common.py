@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ratchet.config import Settings, load_settings
+from ratchet.config import Settings, load_settings, read_attempt
 from ratchet.offline import configure_offline
 from ratchet.paths import ProjectPaths
 
@@ -19,4 +19,7 @@ def start(stage: str) -> tuple[ProjectPaths, Settings]:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {stage}: %(message)s", stream=sys.stderr)
     paths = ProjectPaths.at(Path.cwd())
-    return paths, load_settings(paths.params)
+    attempt = read_attempt(paths.attempt)
+    if attempt:
+        logging.getLogger("ratchet").info("%s: feedback-loop retry %d: stronger retention", stage, attempt)
+    return paths, load_settings(paths.params).for_attempt(attempt)

@@ -9,7 +9,8 @@ import logging
 import pandas as pd
 
 from ratchet import atomic, modeling, store
-from ratchet.evaluation import average_accuracy, matrix_summary, split_metrics
+from ratchet.comparison import compare_on_splits
+from ratchet.evaluation import average_accuracy, matrix_summary
 from ratchet.plots import accuracy_heatmap
 from ratchet.stages._common import start
 
@@ -25,19 +26,17 @@ def main() -> None:
     if plan["champion"]:
         models["champion"] = modeling.load_classifier(paths.champion, settings.model, labels)
 
-    splits = {}
-    for split in plan["eval_splits"]:
-        frame = pd.read_parquet(paths.eval_suite / f"{split['name']}.parquet")
-        texts, truth = frame["text"].tolist(), frame["label"].tolist()
-        result = {"role": split["role"], "n": len(frame), "champion": None}
-        for role, classifier in models.items():
-            result[role] = split_metrics(truth, classifier.predict(texts, settings.evaluate.batch_size)).to_dict()
-        splits[split["name"]] = result
-        log.info("evaluate: %s (%s, n=%d): candidate %.3f%s", split["name"], split["role"], len(frame),
+    suite = [(s["name"], s["role"], pd.read_parquet(paths.eval_suite / f"{s['name']}.parquet"))
+             for s in plan["eval_splits"]]
+    if paths.prepared_canary.exists():  # must-pass examples shipped with the project's data
+        suite.append(("canary", "canary", pd.read_parquet(paths.prepared_canary)))
+    splits = compare_on_splits(models["candidate"], models.get("champion"), suite, settings.evaluate.batch_size)
+    for name, result in splits.items():
+        log.info("evaluate: %s (%s, n=%d): candidate %.3f%s", name, result["role"], result["n"],
                  result["candidate"]["accuracy"],
                  f", champion {result['champion']['accuracy']:.3f}" if result["champion"] else "")
 
-    candidate_row = {name: s["candidate"]["accuracy"] for name, s in splits.items()}
+    candidate_row = {name: s["candidate"]["accuracy"] for name, s in splits.items() if s["role"] != "canary"}
     history = list(champion.get("history", [])) if champion else []
     increments = _increments(history, candidate_row, splits, labels)
     atomic.write_json(paths.eval_metrics, {

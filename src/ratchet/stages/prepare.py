@@ -17,14 +17,14 @@ log = logging.getLogger("ratchet")
 
 
 def current_buffer(paths: ProjectPaths, settings: Settings, trained: list[str]) -> ReplayBuffer:
-    """The champion's buffer; rebuilt from the trained batches for a project that predates it."""
+    """The champion's buffer; rebuilt from the trained batches when it is empty but should not be."""
     replay = settings.continual.replay
     buffer = ReplayBuffer.load(paths.replay_buffer, replay.selection, replay.buffer_size)
-    if buffer.increments == 0 and trained:
-        for batch_id in trained:
-            buffer.add(store.read_split(paths, batch_id, "train"), batch_id, seed=settings.prepare.seed)
-        log.info("prepare: no replay buffer in %s yet: rebuilt it from %d trained batch(es)",
+    if buffer.rows.empty and trained and replay.selection != "none":
+        # a project that predates the buffer, or replay just switched on (by params or a retry)
+        log.info("prepare: the replay buffer in %s is empty: rebuilding it from %d trained batch(es)",
                  paths.replay_buffer, len(trained))
+        return store.build_replay_buffer(paths, replay, trained, seed=settings.prepare.seed)
     return buffer
 
 
@@ -59,6 +59,8 @@ def main() -> None:
     atomic.write_parquet(paths.training_mix, mix)
     atomic.write_parquet(paths.old_validation, old_validation[["id", "text", "label", "batch_id"]])
     next_buffer.save(paths.next_replay_buffer)
+    if paths.canary.exists():
+        atomic.write_parquet(paths.prepared_canary, store.read_canary(paths))
     splits = []
     for role, batch_ids in (("old", old), ("new", new)):
         for batch_id in batch_ids:
