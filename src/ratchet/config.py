@@ -85,16 +85,20 @@ class ModelSettings(_Section):
 class ReplaySettings(_Section):
     selection: Literal["class_balanced", "reservoir", "none"] = "class_balanced"
     buffer_size: int = Field(1000, ge=0)        # examples the persisted buffer keeps, all classes together
-    ratio: float = Field(0.15, ge=0.0)          # replayed rows per new row in a training mix ...
-    min_per_old_class: int = Field(10, ge=0)    # ... but never fewer than this per old class
+    ratio: float = Field(0.1, ge=0.0)           # each old class replays this x the mean new rows per new class ...
+    min_per_old_class: int = Field(10, ge=0)    # ... but never fewer than this
     validation_per_class: int = Field(25, ge=0)  # buffer rows per old class held out for early stopping
     balance_classes: bool = True                # weight the loss so each class in the mix counts equally
 
-    def per_old_class(self, n_new: int, n_old_classes: int) -> int:
-        """How many rows of each old class to replay next to `n_new` new rows."""
-        if self.selection == "none" or n_old_classes == 0:
+    def per_old_class(self, n_new: int, n_new_classes: int, n_old_classes: int) -> int:
+        """How many rows of each old class to replay next to `n_new` rows of `n_new_classes` classes.
+
+        Every old class gets `ratio` x the mean size of a new class, so the more classes the
+        champion knows, the larger the replayed share of the mix: each keeps its voice.
+        """
+        if self.selection == "none" or n_old_classes == 0 or n_new_classes == 0:
             return 0
-        return max(self.min_per_old_class, math.ceil(self.ratio * n_new / n_old_classes))
+        return max(self.min_per_old_class, math.ceil(self.ratio * n_new / n_new_classes))
 
 
 class DistillationSettings(_Section):
@@ -124,7 +128,7 @@ class ContinualSettings(_Section):
     regularization: RegularizationSettings = RegularizationSettings()
     early_stopping: EarlyStoppingSettings = EarlyStoppingSettings()
     fgm_epsilon: float = Field(0.0, ge=0.0)     # FGM adversarial training on embeddings; 0 = off
-    align_head: bool = False                    # weight aligning of new classes' head rows after training
+    align_head: bool = True                     # weight aligning of new classes' head rows after training
 
 
 class PrepareSettings(_Section):

@@ -198,6 +198,8 @@ def strategy_label(settings: Settings) -> str:
         parts.append("early-stop")
     if c.fgm_epsilon > 0:
         parts.append(f"fgm {c.fgm_epsilon:g}")
+    if c.align_head:
+        parts.append("aligned head")
     return " + ".join(parts) + f" @ lr {settings.train.learning_rate:g}"
 
 

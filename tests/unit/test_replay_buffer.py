@@ -66,7 +66,7 @@ def test_a_foreign_parquet_is_named(tmp_path):
 def test_the_training_mix_holds_the_old_classes_in_the_configured_ratio():
     buffer = ReplayBuffer(selection="class_balanced", budget=300)
     buffer.add(synthetic_frame({"red": 100, "green": 100, "blue": 100}), "b-1", seed=0)
-    per_class = ReplaySettings(ratio=0.5).per_old_class(n_new=150, n_old_classes=3)
+    per_class = ReplaySettings(ratio=0.5).per_old_class(n_new=150, n_new_classes=3, n_old_classes=3)
     assert per_class == 25
     replay, held_out = buffer.replay_and_validation(per_class, validation_per_class=10, seed=0)
     assert held_out["label"].value_counts().to_dict() == {"red": 10, "green": 10, "blue": 10}
@@ -80,9 +80,10 @@ def test_the_training_mix_holds_the_old_classes_in_the_configured_ratio():
     assert weights.to_dict() == pytest.approx({"red": 56.25, "green": 56.25, "blue": 56.25, "yellow": 56.25})
 
 
-def test_replay_count_follows_the_ratio_with_a_floor_per_old_class():
-    settings = ReplaySettings(ratio=0.15, min_per_old_class=10)
-    assert settings.per_old_class(n_new=684, n_old_classes=2) == 52      # ceil(0.15 * 684 / 2)
-    assert settings.per_old_class(n_new=100, n_old_classes=4) == 10      # the floor
-    assert settings.per_old_class(n_new=100, n_old_classes=0) == 0
-    assert ReplaySettings(selection="none").per_old_class(n_new=100, n_old_classes=4) == 0
+def test_each_old_class_replays_a_share_of_the_mean_new_class():
+    settings = ReplaySettings(ratio=0.1, min_per_old_class=10)
+    assert settings.per_old_class(n_new=684, n_new_classes=2, n_old_classes=2) == 35   # ceil(0.1 * 342)
+    assert settings.per_old_class(n_new=290, n_new_classes=1, n_old_classes=4) == 29
+    assert settings.per_old_class(n_new=60, n_new_classes=2, n_old_classes=4) == 10    # the floor
+    assert settings.per_old_class(n_new=100, n_new_classes=1, n_old_classes=0) == 0
+    assert ReplaySettings(selection="none").per_old_class(n_new=100, n_new_classes=1, n_old_classes=4) == 0

@@ -41,7 +41,7 @@ log = logging.getLogger("ratchet")
 
 _OFF = {"replay": {"selection": "none"}, "distillation": {"weight": 0.0},
         "regularization": {"method": "none"}, "early_stopping": {"enabled": False},
-        "fgm_epsilon": 0.0}
+        "fgm_epsilon": 0.0, "align_head": False}
 # strategy -> (changes to `continual`, changes to `model`, changes to `train`)
 STRATEGIES: dict[str, tuple[dict, dict, dict]] = {
     "naive": (_OFF, {}, {}),
@@ -123,7 +123,8 @@ def run_stream(stream: Stream, settings: Settings, strategy: str, seed: int, dev
             data = IncrementData(new=seen, replay=seen.iloc[:0], old_validation=seen.iloc[:0], known_labels=[])
         else:
             sample, old_validation = buffer.replay_and_validation(
-                replay.per_old_class(len(step.train), len(buffer.labels)), replay.validation_per_class, seed)
+                replay.per_old_class(len(step.train), step.train["label"].nunique(), len(buffer.labels)),
+                replay.validation_per_class, seed)
             data = IncrementData(new=step.train, replay=sample, old_validation=old_validation, known_labels=known)
         report, _ = learn_increment(model, tokenizer, data, labels, chosen.continual, chosen.train,
                                     chosen.model.max_length, show_progress=False)

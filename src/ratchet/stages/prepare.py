@@ -40,7 +40,7 @@ def main() -> None:
                          ignore_index=True)
     buffer = current_buffer(paths, settings, old)
     replay_settings = settings.continual.replay
-    per_class = replay_settings.per_old_class(len(new_rows), len(buffer.labels))
+    per_class = replay_settings.per_old_class(len(new_rows), new_rows["label"].nunique(), len(buffer.labels))
     replay, old_validation = buffer.replay_and_validation(per_class, replay_settings.validation_per_class,
                                                           settings.prepare.seed)
     mix = pd.concat([new_rows.assign(replayed=False),

@@ -1,0 +1,73 @@
+"""Stream files: rows to steps by rules (labels, dates), label maps, test splits, clear errors."""
+
+import pandas as pd
+import pytest
+
+from ratchet.bench.streams import StreamError, builtin_streams, load_stream, resolve_stream_file
+
+
+def write_stream(tmp_path, body: str):
+    file = tmp_path / "stream.yaml"
+    file.write_text(body)
+    return file
+
+
+@pytest.fixture
+def reviews(tmp_path):
+    frame = pd.DataFrame({
+        "review": [f"review number {i}" for i in range(40)],
+        "stars": ["good", "bad"] * 20,
+        "when": ["March 3, 2013"] * 20 + ["June 9, 2016"] * 20})
+    frame.to_csv(tmp_path / "reviews.csv", index=False)
+    return tmp_path
+
+
+def test_rows_go_to_steps_by_date_with_a_stratified_test_split(reviews):
+    file = write_stream(reviews, """
+name: tiny
+labels: [negative, positive]
+sources:
+  - file: reviews.csv
+    text: review
+    label: stars
+    label_map: {good: positive, bad: negative}
+    columns: {when: date}
+steps:
+  - {name: early, where: {column: date, before: "2015-01-01"}}
+  - {name: late, where: {column: date, from: "2015-01-01"}}
+test: {fraction: 0.25}
+""")
+    stream = load_stream(file)
+    assert [s.name for s in stream.steps] == ["early", "late"]
+    early = stream.steps[0]
+    assert (len(early.train), len(early.test)) == (16, 4)   # round(10 * 0.25) = 2 per class
+    assert set(early.train["label"]) == {"negative", "positive"}
+    assert not set(early.train["text"]) & set(early.test["text"])
+    assert all(int(t.split()[-1]) < 20 for t in early.train["text"])
+    halved = load_stream(file, train_fraction=0.4)
+    assert len(halved.steps[0].train) == 6 and len(halved.steps[0].test) == 4, "tests stay whole"
+
+
+def test_errors_name_the_file_and_the_key(reviews):
+    missing_column = write_stream(reviews, """
+name: tiny
+labels: [negative, positive]
+sources: [{file: reviews.csv, text: body, label: stars}]
+steps: [{name: all, where: {column: label, in: [positive]}}]
+""")
+    with pytest.raises(StreamError, match=r"sources\[0\]: column\(s\) \['body'\] not in the data"):
+        load_stream(missing_column)
+    empty_step = write_stream(reviews, """
+name: tiny
+labels: [good, bad]
+sources: [{file: reviews.csv, text: review, label: stars}]
+steps: [{name: nothing, where: {column: label, in: [ugly]}}]
+""")
+    with pytest.raises(StreamError, match=r"steps\[0\] \(nothing\) matches no rows"):
+        load_stream(empty_step)
+    with pytest.raises(StreamError, match="unknown stream 'nope'"):
+        resolve_stream_file("nope", None)
+
+
+def test_the_three_shipped_streams_are_there():
+    assert {"bbc-class-incremental", "sentiment-domain-incremental", "drug-temporal"} <= set(builtin_streams())
