@@ -249,6 +249,8 @@ def lineage(version: Annotated[str, typer.Argument(help="Registered model versio
                       f"batches {link.get('batches', '?')}  parent {link.get('parent_version', '?')}")
         console.print(f"    run {link['run_id']}  data md5 {link.get('data_md5', '?')}  "
                       f"git {link.get('git_commit', '?')[:12]}  {link.get('finetune', '?')} on {link.get('base_model', '?')}")
+        if link.get("strategy"):
+            console.print(f"    strategy {link['strategy']}  (feedback-loop attempt {int(link.get('attempt', 0)) + 1})")
     console.print("    base model" if chain else "")
 
 

@@ -153,9 +153,9 @@ class GateSettings(_Section):
     # McNemar's paired test says the drop is beyond noise (p < significance), or when it drops
     # more than the hard ceiling whatever the test says.
     max_old_split_drop: float = Field(0.02, ge=0.0, le=1.0)
-    hard_max_old_split_drop: float = Field(0.05, ge=0.0, le=1.0)
+    hard_max_old_split_drop: float = Field(0.10, ge=0.0, le=1.0)
     max_class_recall_drop: float = Field(0.05, ge=0.0, le=1.0)
-    hard_max_class_recall_drop: float = Field(0.15, ge=0.0, le=1.0)
+    hard_max_class_recall_drop: float = Field(0.20, ge=0.0, le=1.0)
     significance: float = Field(0.05, gt=0.0, lt=1.0)
     max_negative_flip_rate: float = Field(0.05, ge=0.0, le=1.0)   # old examples the champion got right, lost
     min_old_split_accuracy: float = Field(0.0, ge=0.0, le=1.0)    # absolute floor on every old split

@@ -42,3 +42,5 @@ test: {fraction: 0.25}
     assert runs["naive"]["summary"]["bwt"] is not None and set(runs["default"]["per_class"]) == {"red", "green", "blue"}
     assert (out.parent / "colours.default.png").read_bytes()[:4] == b"\x89PNG"
     assert "| default |" in (out.parent / "colours.md").read_text()
+    majority = payload["majority_baseline"]
+    assert set(majority["per_task"]) == {"warm", "cool"} and majority["label"] in {"red", "green", "blue"}

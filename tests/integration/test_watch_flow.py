@@ -207,6 +207,7 @@ def test_lineage_walks_back_to_the_base_model(finished_project):
     assert "champion" in newest["aliases"]
     assert len(newest["base_model_sha256"]) == 64 and len(newest["params_sha256"]) == 64
     assert set(json.loads(newest["eval_md5"])) == {"reference", batches["01-blue.csv"]["batch_id"]}
+    assert newest["attempt"] == "0" and newest["strategy"].startswith("full + replay class_balanced")
     missing = CliRunner().invoke(app, ["lineage", "99", "--project", str(paths.root)])
     assert missing.exit_code == 2 and "no version 99" in missing.output
 

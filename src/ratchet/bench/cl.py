@@ -179,9 +179,18 @@ def environment(device: torch.device) -> dict:
             "cpu_threads": torch.get_num_threads()}
 
 
+def majority_baseline(stream: Stream) -> dict[str, float]:
+    """Accuracy per task of always answering the most frequent label of the whole stream's training data."""
+    train = pd.concat([s.train for s in stream.steps], ignore_index=True)
+    majority = train["label"].value_counts().idxmax()
+    per_task = {s.name: float((s.test["label"] == majority).mean()) for s in stream.steps}
+    return {"label": majority, "per_task": per_task, "average_accuracy": sum(per_task.values()) / len(per_task)}
+
+
 def write_results(out: Path, stream: Stream, settings: Settings, strategies: list[str], results: list[RunResult],
                   device: torch.device, options: dict) -> dict:
     payload = {
+        "majority_baseline": majority_baseline(stream),
         "stream": stream.name, "stream_file": stream.source,
         "steps": [{"name": s.name, "train": len(s.train), "test": len(s.test)} for s in stream.steps],
         "strategies": strategies, "options": options, "environment": environment(device),

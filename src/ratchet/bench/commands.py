@@ -110,6 +110,10 @@ def markdown_table(payload: dict) -> str:
                      f"{row['bwt']['mean']:+.3f} ± {row['bwt']['std']:.3f} | {row['fwt']['mean']:+.3f} | "
                      f"{'-' if ratio is None else f'{ratio:.3f}'} | {row['examples_processed']:.0f} | "
                      f"{'-' if versus is None else f'{versus:.2f}'} | {row['seconds']:.0f} |")
+    if payload.get("majority_baseline"):
+        majority = payload["majority_baseline"]
+        lines += ["", f"Always answering the majority label `{majority['label']}`: average accuracy "
+                      f"{majority['average_accuracy']:.3f}."]
     return "\n".join(lines) + "\n"
 
 
