@@ -88,7 +88,7 @@ class ReplaySettings(_Section):
     ratio: float = Field(0.1, ge=0.0)           # each old class replays this x the mean new rows per new class ...
     min_per_old_class: int = Field(10, ge=0)    # ... but never fewer than this
     validation_per_class: int = Field(25, ge=0)  # buffer rows per old class held out for early stopping
-    balance_classes: bool = True                # weight the loss so each class in the mix counts equally
+    balance_classes: bool = True                # a replayed-only class weighs as much as a mean new class
 
     def per_old_class(self, n_new: int, n_new_classes: int, n_old_classes: int) -> int:
         """How many rows of each old class to replay next to `n_new` rows of `n_new_classes` classes.

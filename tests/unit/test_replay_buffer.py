@@ -76,8 +76,16 @@ def test_the_training_mix_holds_the_old_classes_in_the_configured_ratio():
                         known_labels=["red", "green", "blue"]).training_mix(seed=0)
     assert mix[mix["replayed"]]["label"].value_counts().to_dict() == {"red": 25, "green": 25, "blue": 25}
     assert mix["replayed"].mean() == pytest.approx(75 / 225)
-    weights = pd.Series(class_balance_weights(mix["label"].tolist())).groupby(mix["label"]).sum()
+    weights = pd.Series(class_balance_weights(mix["label"].tolist(), {"yellow"})).groupby(mix["label"]).sum()
     assert weights.to_dict() == pytest.approx({"red": 56.25, "green": 56.25, "blue": 56.25, "yellow": 56.25})
+
+
+def test_class_balance_leaves_the_new_datas_own_label_balance_alone():
+    labels = ["pos"] * 75 + ["neg"] * 25 + ["old"] * 10
+    weights = pd.Series(class_balance_weights(labels, {"pos", "neg"})).groupby(pd.Series(labels)).sum()
+    # pos and neg keep their 3:1 ratio; the replayed-only class weighs as much as a mean new class (50)
+    assert weights["pos"] / weights["neg"] == pytest.approx(3.0)
+    assert weights["old"] / weights["neg"] == pytest.approx(2.0)
 
 
 def test_each_old_class_replays_a_share_of_the_mean_new_class():

@@ -8,7 +8,7 @@ the final model, the training examples processed and the wall time.
 
 Strategies are named bundles of settings over the project's params.yaml:
   naive    plain sequential fine-tuning: no replay, no distillation, no regularisation
-  replay   the buffer's replay only            lwf    distillation only
+  replay   the buffer's replay (class-balanced loss) only   lwf    distillation only
   ewc      EWC only                            l2sp   L2-SP only
   default  params.yaml's `continual` section as it is (what the pipeline runs)
   full     default, but full fine-tuning       top    default, but only the top layers train
@@ -39,13 +39,13 @@ from ratchet.plots import accuracy_heatmap
 
 log = logging.getLogger("ratchet")
 
-_OFF = {"replay": {"selection": "none"}, "distillation": {"weight": 0.0},
+_OFF = {"replay": {"selection": "none", "balance_classes": False}, "distillation": {"weight": 0.0},
         "regularization": {"method": "none"}, "early_stopping": {"enabled": False},
         "fgm_epsilon": 0.0, "align_head": False}
 # strategy -> (changes to `continual`, changes to `model`, changes to `train`)
 STRATEGIES: dict[str, tuple[dict, dict, dict]] = {
     "naive": (_OFF, {}, {}),
-    "replay": ({**_OFF, "replay": {"selection": "class_balanced"}}, {}, {}),
+    "replay": ({**_OFF, "replay": {"selection": "class_balanced", "balance_classes": True}}, {}, {}),
     "lwf": ({**_OFF, "distillation": {"weight": 1.0}}, {}, {}),
     "ewc": ({**_OFF, "regularization": {"method": "ewc"}}, {}, {}),
     "l2sp": ({**_OFF, "regularization": {"method": "l2sp"}}, {}, {}),

@@ -38,10 +38,19 @@ class IncrementData:
         return mix.sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
-def class_balance_weights(labels: list[str]) -> list[float]:
-    """Per-example weights that give every class in the mix the same total weight (mean weight 1)."""
+def class_balance_weights(labels: list[str], new_labels: set[str]) -> list[float]:
+    """Per-example weights that give each class seen only through replay the weight of a mean new class.
+
+    Classes present in the new data keep weight 1, so the label balance of the new data (say 75%
+    positive reviews) stays as it is; a replayed-only class with 10 rows next to new classes of
+    300 rows weighs as much as one of them. Normalised to mean 1.
+    """
     counts = pd.Series(labels).value_counts()
-    return [len(labels) / (len(counts) * counts[label]) for label in labels]
+    present = [label for label in counts.index if label in new_labels]
+    mean_new = counts[present].mean() if present else counts.mean()
+    raw = [1.0 if label in new_labels else mean_new / counts[label] for label in labels]
+    scale = len(raw) / sum(raw)
+    return [w * scale for w in raw]
 
 
 def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labels: list[str],
@@ -57,7 +66,8 @@ def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labe
     device = next(model.parameters()).device
     objective = Objective(fgm_epsilon=continual.fgm_epsilon)
     if continual.replay.balance_classes:
-        objective.sample_weights = torch.tensor(class_balance_weights(mix["label"].tolist()), device=device)
+        weights = class_balance_weights(mix["label"].tolist(), set(data.new["label"]))
+        objective.sample_weights = torch.tensor(weights, device=device)
 
     continuing = bool(data.known_labels)
     if continuing and continual.distillation.weight > 0:
