@@ -17,7 +17,8 @@ def start(stage: str) -> tuple[ProjectPaths, Settings]:
     # Deprecation notices of the pinned libraries are not the user's concern in a stage log.
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {stage}: %(message)s", stream=sys.stderr)
+    # messages name their stage themselves ("train: ..."), so the format does not repeat it
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     paths = ProjectPaths.at(Path.cwd())
     attempt = read_attempt(paths.attempt)
     if attempt:
