@@ -274,7 +274,8 @@ def register(root: str, training: StepResult) -> TrainingOutcome:
                                      md5=dvc_repo.file_md5(paths.batch_dir(s["name"]) / "eval.parquet"),
                                      source=str(paths.batch_dir(s["name"]) / "eval.parquet"), context="evaluation")
                for s in plan["eval_splits"]]
-    effective = settings.for_attempt(training.details.get("attempt", 0))
+    attempt = training.details.get("attempt", 0)
+    effective = settings.for_attempt(attempt)  # what this attempt actually trained with
     params = {f"{section}.{key}": value for section in ("model", "continual", "prepare", "train", "gate", "policy")
               for key, value in getattr(effective, section).model_dump().items()}
     tags = {"ratchet.gate": "passed" if gate["passed"] else "rejected",
@@ -288,8 +289,8 @@ def register(root: str, training: StepResult) -> TrainingOutcome:
             "ratchet.eval_md5": json.dumps({s["name"]: dvc_repo.file_md5(paths.batch_dir(s["name"]) / "eval.parquet")
                                             for s in plan["eval_splits"]}, sort_keys=True),
             "ratchet.finetune": settings.model.finetune,
-            "ratchet.attempt": str(training.details.get("attempt", 0)),
-            "ratchet.strategy": strategy_label(settings.for_attempt(training.details.get("attempt", 0)))}
+            "ratchet.attempt": str(attempt),
+            "ratchet.strategy": strategy_label(effective)}
     metrics = _attempt_metrics(evaluation, gate)
     record = registry.log_attempt(paths, settings, registry.Attempt(
         run_name=f"attempt-{'+'.join(batch_ids)}", batch_ids=batch_ids, params=params, metrics=metrics,
@@ -299,7 +300,7 @@ def register(root: str, training: StepResult) -> TrainingOutcome:
                                    _champion_manifest(paths, evaluation, record.version, record.run_id, batch_ids))
     return TrainingOutcome(batch_ids=batch_ids, passed=bool(gate["passed"]), reason=gate["summary"],
                            version=record.version, run_id=record.run_id, metrics=metrics,
-                           attempt=training.details.get("attempt", 0), forgetting=bool(gate.get("forgetting")))
+                           attempt=attempt, forgetting=bool(gate.get("forgetting")))
 
 
 def _champion_manifest(paths: ProjectPaths, evaluation: dict, version: str, run_id: str,

@@ -48,23 +48,25 @@ test: {fraction: 0.25}
     assert len(halved.steps[0].train) == 6 and len(halved.steps[0].test) == 4, "tests stay whole"
 
 
-def test_errors_name_the_file_and_the_key(reviews):
-    missing_column = write_stream(reviews, """
+@pytest.mark.parametrize("source, labels, step, error", [
+    ("{file: reviews.csv, text: body, label: stars}", "[negative, positive]", "[positive]",
+     r"sources\[0\]: column\(s\) \['body'\] not in the data"),
+    ("{file: reviews.csv, text: review, label: stars}", "[good, bad]", "[ugly]",
+     r"steps\[0\] \(only\) matches no rows"),
+    ("{file: missing.csv, text: review, label: stars}", "[good, bad]", "[good]", r"missing.csv does not exist"),
+])
+def test_errors_name_the_file_and_the_key(reviews, source, labels, step, error):
+    file = write_stream(reviews, f"""
 name: tiny
-labels: [negative, positive]
-sources: [{file: reviews.csv, text: body, label: stars}]
-steps: [{name: all, where: {column: label, in: [positive]}}]
+labels: {labels}
+sources: [{source}]
+steps: [{{name: only, where: {{column: label, in: {step}}}}}]
 """)
-    with pytest.raises(StreamError, match=r"sources\[0\]: column\(s\) \['body'\] not in the data"):
-        load_stream(missing_column)
-    empty_step = write_stream(reviews, """
-name: tiny
-labels: [good, bad]
-sources: [{file: reviews.csv, text: review, label: stars}]
-steps: [{name: nothing, where: {column: label, in: [ugly]}}]
-""")
-    with pytest.raises(StreamError, match=r"steps\[0\] \(nothing\) matches no rows"):
-        load_stream(empty_step)
+    with pytest.raises(StreamError, match=error):
+        load_stream(file)
+
+
+def test_an_unknown_stream_name_lists_the_known_ones():
     with pytest.raises(StreamError, match="unknown stream 'nope'"):
         resolve_stream_file("nope", None)
 
