@@ -10,7 +10,7 @@ from ratchet.offline import configure_offline
 configure_offline()  # before Prefect reads its settings
 
 from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.artifacts import create_link_artifact, create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from ratchet import lifecycle  # noqa: E402
@@ -23,6 +23,8 @@ receive = task(lifecycle.receive, name="receive", cache_policy=NO_CACHE)
 validate = task(lifecycle.validate, name="validate (Great Expectations)", cache_policy=NO_CACHE)
 check_drift = task(lifecycle.check_drift, name="drift (Evidently)", cache_policy=NO_CACHE)
 accept = task(lifecycle.accept, name="accept into data/", cache_policy=NO_CACHE)
+release_accumulated = task(lifecycle.release_accumulated, name="policy: train the accumulated batches?",
+                           cache_policy=NO_CACHE)
 run_pipeline = task(lifecycle.run_pipeline, name="dvc repro: prepare, train, evaluate, gate",
                     cache_policy=NO_CACHE)  # no retries: a failed training is not retried blindly
 register = task(lifecycle.register, name="register (MLflow)", cache_policy=NO_CACHE)
@@ -61,6 +63,10 @@ def watch(project: str = ".") -> list[dict]:
     if lifecycle.has_unfinished_training(project):
         logger.info("finishing the training of batches accepted earlier")
         train_pending(project)
+    released = release_accumulated(project)
+    if released.ok:
+        logger.info("training the accumulated batches: %s", released.reason)
+        train_pending(project)
     paths = ProjectPaths.at(project)
     for path in list_incoming(paths.incoming):
         arrival = receive(project, str(path))
@@ -75,6 +81,9 @@ def _process(project: str, arrival: lifecycle.Arrival) -> None:
     if not validate(project, arrival).ok:
         return
     drift = check_drift(project, arrival)
+    create_link_artifact(key=f"drift-{arrival.batch_id}", link=Path(drift.report).resolve().as_uri(),
+                         link_text=f"drift report of {arrival.file}: {drift.severity}",
+                         description=f"ratchet: the reviewer's drift report of {arrival.file}")
     if accept(project, arrival, drift).ok:
         outcome = train_pending(project)
         if outcome is not None:

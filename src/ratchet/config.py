@@ -55,14 +55,25 @@ class ValidationSettings(_Section):
 
 
 class DriftSettings(_Section):
-    text_threshold: float = Field(0.95, gt=0.0, le=1.0)
-    label_p_value: float = Field(0.05, gt=0.0, lt=1.0)
-    max_reference_rows: int = Field(1000, ge=10)
+    # All signals together raise a false alarm on at most this share of same-distribution batches
+    # (Bonferroni over the signals; the achieved rate is estimated on reference draws and recorded).
+    false_alarm_rate: float = Field(0.05, gt=0.0, lt=0.5)
+    batch_size: int = Field(0, ge=0)               # calibrate at this size; 0: at each batch's own size
+    calibration_draws: int = Field(40, ge=5)       # same-distribution batches drawn from the reference
+    max_reference_rows: int = Field(2000, ge=10)   # reference rows compared (sampled when more)
+    embedding_distance: Literal["euclidean", "cosine"] = "euclidean"
+    max_accuracy_drop: float = Field(0.05, ge=0.0, le=1.0)  # champion accuracy: drops below this are not drift
+    max_examples: int = Field(5, ge=0)             # examples of what changed shown in the report
 
 
 class PolicySettings(_Section):
-    train_on: Literal["every_batch", "drift", "min_new_examples"] = "every_batch"
+    # every_batch: online (train on each accepted batch). drift / min_new_examples / schedule: offline
+    # (accepted batches wait as `accumulated` until the rule fires, then train together).
+    train_on: Literal["every_batch", "drift", "min_new_examples", "schedule"] = "every_batch"
     min_new_examples: int = Field(200, ge=1)
+    min_severity: Literal["low", "medium", "high"] = "medium"  # for drift: the verdict that triggers training
+    every_hours: float = Field(24.0, gt=0.0)       # for schedule: train when this long has passed since the last
+    cooldown_hours: float = Field(0.0, ge=0.0)     # no training sooner than this after the last, whatever the rule
 
 
 class LoraSettings(_Section):

@@ -13,6 +13,7 @@ import logging
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -54,10 +55,15 @@ class StepResult:
 
 @dataclass(frozen=True)
 class DriftVerdict:
-    """The drift step's answer: whether the batch drifted from the reference, and why."""
+    """The drift step's answer: the severity of the batch's drift, why, and where the report is."""
 
-    drifted: bool
+    severity: str  # none | low | medium | high
     reason: str
+    report: str = ""
+
+    @property
+    def drifted(self) -> bool:
+        return self.severity != "none"
 
 
 @dataclass(frozen=True)
@@ -139,16 +145,18 @@ def validate(root: str, arrival: Arrival) -> StepResult:
 # --- step 3: drift (Evidently) -------------------------------------------------------------------
 
 def check_drift(root: str, arrival: Arrival) -> DriftVerdict:
-    """Drift report against the reference: reports/drift/<batch_id>.html and .json."""
+    """Drift report against the reference: reports/drift/<batch_id>.html (+ .json), index.html."""
     from ratchet.drift import detect_drift
 
     paths, settings = _project(root)
     _, frame = _load_batch(Path(arrival.path), settings)
-    result = detect_drift(frame, store.read_reference(paths), settings.drift,
-                          paths.drift_reports / f"{arrival.batch_id}.html",
-                          paths.drift_reports / f"{arrival.batch_id}.json")
+    manifest = store.champion_manifest(paths)
+    champion = modeling.load_classifier(paths.champion, settings.model) if manifest else None
+    champion_key = f"v{manifest.get('version')}:{manifest.get('run_id')}" if manifest else ""
+    result = detect_drift(frame, store.read_reference(paths), settings.drift, paths.drift_reports, arrival.batch_id,
+                          champion=champion, champion_key=champion_key, cache_dir=paths.drift_cache)
     reason = "; ".join(result.reasons) if result.drifted else "no drift against the reference"
-    return DriftVerdict(result.drifted, reason)
+    return DriftVerdict(result.severity, reason, result.html_path)
 
 
 # --- step 4: accept into data/ and apply the training policy --------------------------------------
@@ -172,13 +180,40 @@ def accept(root: str, arrival: Arrival, drift: DriftVerdict) -> StepResult:
     dvc_repo.add(paths.root)
     pending = store.batches_with_status(paths, "pending")
     waiting = sum(e.n_train for e in store.read_catalog(paths) if e.status == "pending")
-    decision = should_train(settings.policy, drifted=drift.drifted, pending_examples=waiting)
-    details = {"drift": {"drifted": drift.drifted, "reason": drift.reason}, "archived": str(archived),
-               "pending_batches": pending}
+    decision = should_train(settings.policy, drift.severity, waiting, hours_since_training(paths))
+    details = {"drift": {"drifted": drift.drifted, "severity": drift.severity, "reason": drift.reason,
+                         "report": drift.report}, "archived": str(archived), "pending_batches": pending}
     state = "accepted" if decision.train else "accumulated"
     ledger.record(arrival.arrival, arrival.batch_id, arrival.file, state, decision.reason,
                   metrics={"drifted": drift.drifted}, details=details)
     return StepResult(decision.train, decision.reason, details)
+
+
+def hours_since_training(paths: ProjectPaths) -> float | None:
+    """Hours since the last training ended (a batch promoted or rejected); None before the first."""
+    ends = [e.at for e in Ledger(paths.ledger).entries() if e.state in ("promoted", "rejected")]
+    if not ends:
+        return None
+    last = datetime.fromisoformat(max(ends))
+    return (datetime.now(timezone.utc) - last).total_seconds() / 3600
+
+
+def release_accumulated(root: str) -> StepResult:
+    """With no new batch: does the policy now train the accumulated batches (schedule due, enough
+    examples, cooldown over)? If so they become `accepted` and ok=True."""
+    paths, settings = _project(root)
+    ledger = Ledger(paths.ledger)
+    pending = set(store.batches_with_status(paths, "pending"))
+    waiting = [e for e in ledger.current() if e.state == "accumulated" and e.batch_id in pending]
+    if not waiting:
+        return StepResult(False, "no accumulated batches")
+    examples = sum(e.n_train for e in store.read_catalog(paths) if e.batch_id in pending)
+    decision = should_train(settings.policy, "none", examples, hours_since_training(paths))
+    if decision.train:
+        for entry in waiting:
+            ledger.record(entry.arrival, entry.batch_id, entry.file, "accepted", decision.reason,
+                          entry.metrics, entry.details)
+    return StepResult(decision.train, decision.reason, {"batch_ids": [e.batch_id for e in waiting]})
 
 
 # --- step 5: train, evaluate, gate (dvc repro), then register and conclude -----------------------

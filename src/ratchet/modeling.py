@@ -163,6 +163,29 @@ class Classifier:
                 out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return out
 
+    def embed_and_predict(self, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, list[str]]:
+        """Mean-pooled last-layer encoder embeddings (the model's own view of each text) and labels."""
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        embeddings: np.ndarray | None = None
+        predicted = np.zeros(len(texts), dtype=np.int64)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                                     padding=True, return_tensors="pt").to(device)
+                output = self.model(**enc, output_hidden_states=True)
+                mask = enc["attention_mask"].unsqueeze(-1).to(output.hidden_states[-1].dtype)
+                pooled = (output.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1)
+                if embeddings is None:
+                    embeddings = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
+                embeddings[idx] = pooled.float().cpu().numpy()
+                predicted[idx] = output.logits.argmax(-1).cpu().numpy()
+        if embeddings is None:
+            embeddings = np.zeros((0, 0), dtype=np.float32)
+        return embeddings, [self.labels[i] for i in predicted]
+
     def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
         probabilities = self.predict_proba(texts, batch_size)
         return [self.labels[i] for i in probabilities.argmax(axis=1)]

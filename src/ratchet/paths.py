@@ -156,6 +156,11 @@ class ProjectPaths:
         return self.root / "reports" / "drift"
 
     @property
+    def drift_cache(self) -> Path:
+        """Reference embeddings per champion and drift calibrations (safe to delete)."""
+        return self.root / ".ratchet-cache" / "drift"
+
+    @property
     def validation_reports(self) -> Path:
         return self.root / "reports" / "validation"
 

@@ -138,9 +138,9 @@ def read_split(paths: ProjectPaths, batch_id: str, split: Literal["train", "eval
 
 
 def read_reference(paths: ProjectPaths) -> pd.DataFrame:
-    """All labeled reference rows (train and eval), the baseline for drift."""
-    return pd.concat([read_split(paths, "reference", "train"), read_split(paths, "reference", "eval")],
-                     ignore_index=True)
+    """All labeled reference rows, the baseline for drift; `split` says train or eval."""
+    return pd.concat([read_split(paths, "reference", "train").assign(split="train"),
+                      read_split(paths, "reference", "eval").assign(split="eval")], ignore_index=True)
 
 
 def champion_manifest(paths: ProjectPaths) -> dict | None:

@@ -22,6 +22,7 @@ def tiny_params(model_dir: Path) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["labels"] = LABELS
     params["validation"]["min_rows"] = 10
+    params["drift"]["calibration_draws"] = 20
     # Full fine-tuning: LoRA on a tiny random model is too unstable for outcome assertions (the order
     # of one training mix swings an old split by 50 points); LoRA mechanics are unit-tested.
     params["model"].update({"base": str(model_dir), "max_length": 32, "finetune": "full"})

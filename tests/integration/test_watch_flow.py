@@ -113,7 +113,10 @@ def test_data_is_versioned_and_reports_are_written(finished_project):
     blue_id = batches["01-blue.csv"]["batch_id"]
     assert (paths.drift_reports / f"{blue_id}.html").exists()
     drift = json.loads((paths.drift_reports / f"{blue_id}.json").read_text())
-    assert drift["metrics"]
+    assert drift["severity"] == "high" and drift["new_labels"] == ["blue"]
+    assert drift["champion"]["key"].startswith("v1:")  # compared in the first champion's own space
+    assert drift["calibration"]["draws"] > 0 and 0 <= drift["calibration"]["false_alarm_rate"] <= 1
+    assert json.loads((paths.drift_reports / f"{blue_id}.evidently.json").read_text())["metrics"]
     assert (paths.archive / blue_id / "01-blue.csv").exists()
     assert (paths.archive / blue_id / "duplicates").is_dir()
     train = pd.read_parquet(paths.batch_dir(blue_id) / "train.parquet")
@@ -289,3 +292,50 @@ def test_forgetting_metrics_and_plots_are_written(finished_project):
     evaluation = json.loads(paths.eval_metrics.read_text())
     per_class = next(iter(evaluation["splits"].values()))["candidate"]["per_class"]
     assert set(next(iter(per_class.values()))) == {"precision", "recall", "f1", "support"}
+
+
+def test_swapped_labels_show_as_a_drop_in_the_champions_accuracy(finished_project):
+    paths, _ = finished_project
+    swapped_id = by_file(project_status(paths))["04-swapped.parquet"]["batch_id"]
+    drift = json.loads((paths.drift_reports / f"{swapped_id}.json").read_text())
+    accuracy = {s["key"]: s for s in drift["signals"]}["accuracy"]
+    # Same texts, same label mix: only a model-aware signal can see that the labels now disagree.
+    assert accuracy["fired"] and drift["severity"] == "high", drift["reasons"]
+    assert drift["champion"]["batch_accuracy"] < drift["champion"]["reference_accuracy"] - 0.3
+    assert not drift["new_labels"]
+
+
+def _chromium() -> str:
+    import os
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+def render(url: str, tmp_path) -> str:
+    """The DOM after the page's scripts ran, from a real headless Chromium (no network, fresh profile)."""
+    import subprocess
+
+    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000", "--dump-dom", url]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_reviewer_report_renders_in_a_real_browser(finished_project, tmp_path):
+    paths, _ = finished_project
+    blue_id = by_file(project_status(paths))["01-blue.csv"]["batch_id"]
+    dom = render((paths.drift_reports / f"{blue_id}.html").resolve().as_uri(), tmp_path)
+    assert 'id="ratchet-verdict"' in dom and "verdict: high" in dom
+    assert "labels never seen in the reference: blue" in dom
+    # Evidently's widgets exist only once its scripts have run (the file itself holds none).
+    assert dom.count('class="Mui') > 20
+    index = render((paths.drift_reports / "index.html").resolve().as_uri(), tmp_path)
+    assert f"{blue_id}.html" in index and "ratchet-index" in index

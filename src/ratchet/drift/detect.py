@@ -1,0 +1,256 @@
+"""Drift of one batch against the reference: every signal, a calibrated verdict, the reviewer's report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from ratchet import atomic
+from ratchet.config import DriftSettings
+from ratchet.drift import signals as sig
+from ratchet.drift.calibration import Calibration, Compared, calibrate, fired, score_all
+from ratchet.drift.descriptors import describe, document_frequency
+from ratchet.drift.explain import misclassified, typical_words, unusual_rows
+
+log = logging.getLogger("ratchet")
+
+SEVERITIES = ("none", "low", "medium", "high")
+
+
+class ChampionView(Protocol):
+    """What drift needs from a model: its mean-pooled embeddings and its predicted labels."""
+
+    labels: list[str]
+
+    def embed_and_predict(self, texts: list[str]) -> tuple[np.ndarray, list[str]]: ...
+
+
+@dataclass(frozen=True)
+class SignalResult:
+    key: str
+    title: str
+    kind: str
+    statistic: str
+    score: float
+    threshold: float
+    fired: bool
+    p_value: float | None = None
+
+
+@dataclass
+class DriftResult:
+    batch_id: str
+    rows: int
+    reference_rows: int
+    severity: str                      # none | low | medium | high
+    reasons: list[str]
+    signals: list[SignalResult]
+    new_labels: list[str] = field(default_factory=list)
+    champion: dict = field(default_factory=dict)    # accuracy and macro-F1 on the batch and the reference eval
+    calibration: dict = field(default_factory=dict)
+    typical_words: dict = field(default_factory=dict)
+    unusual_rows: list[dict] = field(default_factory=list)
+    misclassified: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+    html_path: str = ""
+    json_path: str = ""
+
+    @property
+    def drifted(self) -> bool:
+        return self.severity != "none"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "drifted": self.drifted}
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> "DriftResult":
+        fields = {k: v for k, v in payload.items() if k != "drifted"}
+        fields["signals"] = [SignalResult(**s) for s in payload["signals"]]
+        return cls(**fields)
+
+
+def severity_of(signals: list[SignalResult], new_labels: list[str]) -> str:
+    """The worst kind among the signals that fired: surface < labels, model < performance, new labels."""
+    levels = [sig.SEVERITY_OF_KIND[s.kind] for s in signals if s.fired]
+    if new_labels:
+        levels.append("high")
+    return max(levels, key=SEVERITIES.index) if levels else "none"
+
+
+def _reason(result: SignalResult) -> str:
+    if result.key == "accuracy":
+        return (f"{result.title}: {result.score:.3f} lower than on the reference (allowed {result.threshold:.3f}, "
+                f"Fisher p={result.p_value:.2g})")
+    relation = "<" if result.statistic == "p_value" else ">"
+    return f"{result.title}: {result.score:.3g} {relation} {result.threshold:.3g}"
+
+
+# --- the compared rows -----------------------------------------------------------------------------
+
+def _sample_reference(reference: pd.DataFrame, limit: int) -> pd.DataFrame:
+    if len(reference) <= limit:
+        return reference.reset_index(drop=True)
+    return reference.sample(n=limit, random_state=0).sort_index().reset_index(drop=True)
+
+
+def fingerprint(*parts: object) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def _champion_outputs(champion: ChampionView, texts: pd.Series, cache: Path | None) -> tuple[np.ndarray, pd.Series]:
+    """Embeddings and predictions; cached on disk when `cache` is given (the reference's, per champion)."""
+    if cache is not None and cache.exists():
+        stored = np.load(cache, allow_pickle=False)
+        return stored["embeddings"], pd.Series(stored["predictions"].astype(str))
+    embeddings, predictions = champion.embed_and_predict(texts.tolist())
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with open(cache.with_suffix(".tmp.npz"), "wb") as handle:
+            np.savez(handle, embeddings=embeddings, predictions=np.asarray(predictions, dtype=str))
+        cache.with_suffix(".tmp.npz").replace(cache)
+    return embeddings, pd.Series(predictions, dtype=str)
+
+
+def _macro_f1(labels: pd.Series, predictions: pd.Series) -> float:
+    return float(f1_score(labels, predictions, average="macro", zero_division=0)) if len(labels) else float("nan")
+
+
+# --- the step --------------------------------------------------------------------------------------
+
+def detect_drift(batch: pd.DataFrame, reference: pd.DataFrame, settings: DriftSettings, out_dir: Path,
+                 batch_id: str, champion: ChampionView | None = None, champion_key: str = "",
+                 cache_dir: Path | None = None) -> DriftResult:
+    """Compare `batch` (text, label) with `reference` (text, label, split: train|eval).
+
+    Writes out_dir/<batch_id>.html (the reviewer's report), <batch_id>.json (this result) and
+    <batch_id>.evidently.json (Evidently's snapshot), and refreshes out_dir/index.html.
+    """
+    from ratchet.drift.report import write_index
+
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    ref = _sample_reference(reference, settings.max_reference_rows)
+    cur = batch.reset_index(drop=True)
+    ref_texts, cur_texts = ref["text"].astype(str), cur["text"].astype(str)
+    new_labels = sorted(set(cur["label"].astype(str)) - set(reference["label"].astype(str)))
+
+    frequency = document_frequency(ref_texts)
+    reference_rows = Compared(ref_texts, ref["label"].astype(str), describe(ref_texts, frequency, in_reference=True))
+    batch_rows = Compared(cur_texts, cur["label"].astype(str), describe(cur_texts, frequency, in_reference=False))
+
+    reference_correct = None
+    champion_summary: dict = {}
+    if champion is not None:
+        t0 = time.perf_counter()
+        key = fingerprint(champion_key, ref["text"].tolist()) if champion_key and cache_dir else None
+        ref_emb, ref_pred = _champion_outputs(champion, ref_texts, cache_dir / f"{key}.npz" if key else None)
+        cur_emb, cur_pred = _champion_outputs(champion, cur_texts, None)
+        seconds["embeddings"] = round(time.perf_counter() - t0, 2)
+        reference_rows.embeddings, reference_rows.predictions = ref_emb, ref_pred
+        batch_rows.embeddings, batch_rows.predictions = cur_emb, cur_pred
+        batch_rows.correct = (cur_pred.to_numpy() == batch_rows.labels.to_numpy())
+        is_eval = (ref["split"] == "eval").to_numpy() if "split" in ref else np.ones(len(ref), dtype=bool)
+        reference_correct = ref_pred.to_numpy()[is_eval] == reference_rows.labels.to_numpy()[is_eval]
+        champion_summary = {
+            "key": champion_key,
+            "batch_accuracy": float(batch_rows.correct.mean()),
+            "batch_macro_f1": _macro_f1(batch_rows.labels, cur_pred),
+            "reference_accuracy": float(reference_correct.mean()) if len(reference_correct) else float("nan"),
+            "reference_macro_f1": _macro_f1(reference_rows.labels[is_eval], ref_pred[is_eval]),
+            "reference_eval_rows": int(is_eval.sum()),
+        }
+
+    t0 = time.perf_counter()
+    batch_size = settings.batch_size or len(cur)
+    calibration, threshold_model = _calibration(reference_rows, reference_correct, batch_size, len(ref), settings,
+                                                cache_dir, champion_key)
+    seconds["calibration"] = round(time.perf_counter() - t0, 2)
+
+    t0 = time.perf_counter()
+    specs = threshold_model.specs
+    thresholds = threshold_model.at(len(cur), len(ref))
+    scores = score_all(specs, reference_rows, batch_rows, reference_correct, settings)
+    results = [SignalResult(spec.key, spec.title, spec.kind, spec.statistic, scores[spec.key].value, thresholds.values[spec.key],
+                            fired(spec, scores[spec.key], thresholds), scores[spec.key].p_value) for spec in specs]
+    seconds["signals"] = round(time.perf_counter() - t0, 2)
+
+    severity = severity_of(results, new_labels)
+    reasons = []
+    if new_labels:
+        reasons.append(f"labels never seen in the reference: {', '.join(new_labels)}")
+    reasons += [_reason(r) for r in sorted(results, key=lambda r: -SEVERITIES.index(sig.SEVERITY_OF_KIND[r.kind]))
+                if r.fired]
+    result = DriftResult(
+        batch_id=batch_id, rows=len(cur), reference_rows=len(ref), severity=severity, reasons=reasons,
+        signals=results, new_labels=new_labels, champion=champion_summary, calibration=calibration.to_dict(),
+        typical_words=typical_words(cur_texts, ref_texts),
+        unusual_rows=unusual_rows(cur_texts, batch_rows.embeddings, reference_rows.embeddings,
+                                  batch_rows.descriptors["oov_share"], settings.max_examples),
+        misclassified=misclassified(cur[["text", "label"]], batch_rows.predictions, settings.max_examples),
+        html_path=str(out_dir / f"{batch_id}.html"), json_path=str(out_dir / f"{batch_id}.json"))
+
+    t0 = time.perf_counter()
+    _write_report_with_fallbacks(result, reference_rows, batch_rows, thresholds.values, settings, out_dir)
+    seconds["report"] = round(time.perf_counter() - t0, 2)
+    seconds["total"] = round(time.perf_counter() - started, 2)
+    result.seconds = seconds
+    atomic.write_json(Path(result.json_path), result.to_dict())
+    write_index(out_dir)
+    log.info("drift %s: %s%s", batch_id, severity, (": " + "; ".join(reasons)) if reasons else "")
+    return result
+
+
+def _write_report_with_fallbacks(result: DriftResult, reference: Compared, current: Compared,
+                                 thresholds: dict[str, float], settings: DriftSettings, out_dir: Path) -> None:
+    """Evidently's report under the summary; if Evidently fails (its embedding plot needs full-rank
+    embeddings), again without the embeddings, and at last the summary alone. The verdict stands."""
+    from ratchet.drift.report import write_report
+
+    html_path, snapshot = Path(result.html_path), out_dir / f"{result.batch_id}.evidently.json"
+    attempts = [(reference, current)]
+    if reference.with_model:
+        attempts.append((replace(reference, embeddings=None), replace(current, embeddings=None)))
+    for ref, cur in attempts:
+        what = "Evidently's report" + ("" if ref.with_model == reference.with_model else " without embeddings")
+        try:
+            write_report(result, ref, cur, thresholds, settings, html_path, snapshot)
+            return
+        except Exception as error:  # noqa: BLE001 - any Evidently failure: say why, keep going
+            result.errors.append(f"{what} could not be built: {type(error).__name__}: {error}")
+            log.warning("drift: %s", result.errors[-1])
+    write_report(result, None, None, thresholds, settings, html_path, None)
+
+
+def _calibration(reference: Compared, reference_correct: np.ndarray | None, batch_size: int, n_reference: int,
+                 settings: DriftSettings, cache_dir: Path | None, champion_key: str):
+    """Calibrate, or reuse a calibration made for the same reference, champion, size and settings."""
+    from ratchet.drift.calibration import CALIBRATION_VERSION, ThresholdModel
+
+    key = fingerprint(CALIBRATION_VERSION, settings.model_dump(), batch_size, n_reference, champion_key, reference.with_model,
+                      reference_correct is not None, reference.texts.tolist(),
+                      reference.labels.tolist())
+    cached = cache_dir / f"calibration-{key}.json" if cache_dir else None
+    if cached is not None and cached.exists():
+        calibration = Calibration(**atomic.read_json(cached))
+        specs = [s for s in sig.active_signals(True) if s.key in calibration.signals]
+        return calibration, ThresholdModel(settings, specs, calibration.embedding_null)
+    calibration, model = calibrate(reference, reference_correct, batch_size, n_reference, settings)
+    if cached is not None:
+        atomic.write_json(cached, calibration.to_dict())
+    log.info("drift calibration at batch size %d: %d/%d same-distribution draws raised an alarm (%.1fs)",
+             batch_size, calibration.false_alarms, calibration.draws, calibration.seconds)
+    return calibration, model
