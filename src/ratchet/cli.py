@@ -118,7 +118,7 @@ def demo(project: ProjectOption = Path("."),
         f"  ratchet status              the champion and every batch's outcome (--json for machines)\n"
         f"  ratchet history             every move of the champion alias, and why\n"
         f"  ratchet predict \"text\"      the champion's label and probabilities for a text\n"
-        f"  reports/drift/*.html        Evidently drift report per batch (open in a browser)\n"
+        f"  reports/drift/index.html    every batch's drift verdict, linking to its report (open in a browser)\n"
         f"  quarantine/<batch>/         rejected files with reason.json and the Great Expectations result\n"
         f"  metrics/gate.json           the last gate decision, check by check\n"
         f"  dvc dag / dvc plots show    the pipeline and the accuracy plots\n"

@@ -16,7 +16,8 @@ def batch_markdown(paths: ProjectPaths, arrival: int) -> str:
              f"- reason: {entry.reason or '-'}"]
     drift = entry.details.get("drift")
     if drift:
-        lines.append(f"- drift: {'yes' if drift['drifted'] else 'no'} ({drift['reason']})")
+        severity = drift.get("severity", "medium" if drift["drifted"] else "none")
+        lines.append(f"- drift verdict: **{severity}** ({drift['reason']})")
         report = paths.drift_reports / f"{entry.batch_id}.html"
         if report.exists():
             lines.append(f"- drift report: `{report}`")

@@ -87,6 +87,14 @@ def severity_of(signals: list[SignalResult], new_labels: list[str]) -> str:
     return max(levels, key=SEVERITIES.index) if levels else "none"
 
 
+def verdict(results: list[SignalResult], new_labels: list[str]) -> tuple[str, list[str]]:
+    """Severity and the reasons for it, the most severe first."""
+    reasons = [f"labels never seen in the reference: {', '.join(new_labels)}"] if new_labels else []
+    reasons += [_reason(r) for r in sorted(results, key=lambda r: -SEVERITIES.index(sig.SEVERITY_OF_KIND[r.kind]))
+                if r.fired]
+    return severity_of(results, new_labels), reasons
+
+
 def _reason(result: SignalResult) -> str:
     if result.key == "accuracy":
         return (f"{result.title}: {result.score:.3f} lower than on the reference (allowed {result.threshold:.3f}, "
@@ -129,6 +137,59 @@ def _macro_f1(labels: pd.Series, predictions: pd.Series) -> float:
     return float(f1_score(labels, predictions, average="macro", zero_division=0)) if len(labels) else float("nan")
 
 
+@dataclass
+class Comparison:
+    """The reference and batch rows, described; with a champion, its view of both."""
+
+    reference: Compared
+    batch: Compared
+    reference_correct: np.ndarray | None = None  # the champion's hits on the reference eval rows
+    reference_is_eval: np.ndarray | None = None
+
+    def champion_summary(self, key: str) -> dict:
+        if self.reference_correct is None or self.batch.correct is None:
+            return {}
+        ref, is_eval = self.reference, self.reference_is_eval
+        return {"key": key,
+                "batch_accuracy": float(self.batch.correct.mean()),
+                "batch_macro_f1": _macro_f1(self.batch.labels, self.batch.predictions),
+                "reference_accuracy": float(self.reference_correct.mean()) if len(self.reference_correct)
+                else float("nan"),
+                "reference_macro_f1": _macro_f1(ref.labels[is_eval], ref.predictions[is_eval]),
+                "reference_eval_rows": int(is_eval.sum())}
+
+
+def prepare_comparison(ref: pd.DataFrame, cur: pd.DataFrame, champion: ChampionView | None = None,
+                       champion_key: str = "", cache_dir: Path | None = None) -> Comparison:
+    """Descriptors of both sides (OOV against the compared reference rows) and the champion's outputs.
+
+    `ref` has columns text, label and optionally split (train|eval: accuracy is measured on eval rows)."""
+    ref_texts, cur_texts = ref["text"].astype(str).reset_index(drop=True), cur["text"].astype(str).reset_index(drop=True)
+    frequency = document_frequency(ref_texts)
+    reference_rows = Compared(ref_texts, ref["label"].astype(str).reset_index(drop=True),
+                              describe(ref_texts, frequency, in_reference=True))
+    batch_rows = Compared(cur_texts, cur["label"].astype(str).reset_index(drop=True),
+                          describe(cur_texts, frequency, in_reference=False))
+    if champion is None:
+        return Comparison(reference_rows, batch_rows)
+    key = fingerprint(champion_key, ref_texts.tolist()) if champion_key and cache_dir else None
+    reference_rows.embeddings, reference_rows.predictions = _champion_outputs(
+        champion, ref_texts, cache_dir / f"{key}.npz" if key else None)
+    batch_rows.embeddings, batch_rows.predictions = _champion_outputs(champion, cur_texts, None)
+    batch_rows.correct = batch_rows.predictions.to_numpy() == batch_rows.labels.to_numpy()
+    is_eval = (ref["split"] == "eval").to_numpy() if "split" in ref else np.ones(len(ref), dtype=bool)
+    reference_correct = reference_rows.predictions.to_numpy()[is_eval] == reference_rows.labels.to_numpy()[is_eval]
+    return Comparison(reference_rows, batch_rows, reference_correct, is_eval)
+
+
+def judge(specs: list[sig.SignalSpec], thresholds, compared: Comparison, settings: DriftSettings) -> list[SignalResult]:
+    """Every signal's score against its threshold."""
+    scores = score_all(specs, compared.reference, compared.batch, compared.reference_correct, settings)
+    return [SignalResult(spec.key, spec.title, spec.kind, spec.statistic, scores[spec.key].value,
+                         thresholds.values[spec.key], fired(spec, scores[spec.key], thresholds), scores[spec.key].p_value)
+            for spec in specs]
+
+
 # --- the step --------------------------------------------------------------------------------------
 
 def detect_drift(batch: pd.DataFrame, reference: pd.DataFrame, settings: DriftSettings, out_dir: Path,
@@ -145,58 +206,28 @@ def detect_drift(batch: pd.DataFrame, reference: pd.DataFrame, settings: DriftSe
     seconds: dict[str, float] = {}
     ref = _sample_reference(reference, settings.max_reference_rows)
     cur = batch.reset_index(drop=True)
-    ref_texts, cur_texts = ref["text"].astype(str), cur["text"].astype(str)
-    new_labels = sorted(set(cur["label"].astype(str)) - set(reference["label"].astype(str)))
-
-    frequency = document_frequency(ref_texts)
-    reference_rows = Compared(ref_texts, ref["label"].astype(str), describe(ref_texts, frequency, in_reference=True))
-    batch_rows = Compared(cur_texts, cur["label"].astype(str), describe(cur_texts, frequency, in_reference=False))
-
-    reference_correct = None
-    champion_summary: dict = {}
-    if champion is not None:
-        t0 = time.perf_counter()
-        key = fingerprint(champion_key, ref["text"].tolist()) if champion_key and cache_dir else None
-        ref_emb, ref_pred = _champion_outputs(champion, ref_texts, cache_dir / f"{key}.npz" if key else None)
-        cur_emb, cur_pred = _champion_outputs(champion, cur_texts, None)
-        seconds["embeddings"] = round(time.perf_counter() - t0, 2)
-        reference_rows.embeddings, reference_rows.predictions = ref_emb, ref_pred
-        batch_rows.embeddings, batch_rows.predictions = cur_emb, cur_pred
-        batch_rows.correct = (cur_pred.to_numpy() == batch_rows.labels.to_numpy())
-        is_eval = (ref["split"] == "eval").to_numpy() if "split" in ref else np.ones(len(ref), dtype=bool)
-        reference_correct = ref_pred.to_numpy()[is_eval] == reference_rows.labels.to_numpy()[is_eval]
-        champion_summary = {
-            "key": champion_key,
-            "batch_accuracy": float(batch_rows.correct.mean()),
-            "batch_macro_f1": _macro_f1(batch_rows.labels, cur_pred),
-            "reference_accuracy": float(reference_correct.mean()) if len(reference_correct) else float("nan"),
-            "reference_macro_f1": _macro_f1(reference_rows.labels[is_eval], ref_pred[is_eval]),
-            "reference_eval_rows": int(is_eval.sum()),
-        }
+    t0 = time.perf_counter()
+    compared = prepare_comparison(ref, cur, champion, champion_key, cache_dir)
+    seconds["prepare"] = round(time.perf_counter() - t0, 2)  # descriptors and the champion's outputs
+    reference_rows, batch_rows = compared.reference, compared.batch
+    new_labels = sorted(set(batch_rows.labels) - set(reference["label"].astype(str)))
 
     t0 = time.perf_counter()
     batch_size = settings.batch_size or len(cur)
-    calibration, threshold_model = _calibration(reference_rows, reference_correct, batch_size, len(ref), settings,
-                                                cache_dir, champion_key)
+    calibration, threshold_model = _calibration(reference_rows, compared.reference_correct, batch_size, len(ref),
+                                                settings, cache_dir, champion_key)
     seconds["calibration"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()
-    specs = threshold_model.specs
     thresholds = threshold_model.at(len(cur), len(ref))
-    scores = score_all(specs, reference_rows, batch_rows, reference_correct, settings)
-    results = [SignalResult(spec.key, spec.title, spec.kind, spec.statistic, scores[spec.key].value, thresholds.values[spec.key],
-                            fired(spec, scores[spec.key], thresholds), scores[spec.key].p_value) for spec in specs]
+    results = judge(threshold_model.specs, thresholds, compared, settings)
     seconds["signals"] = round(time.perf_counter() - t0, 2)
-
-    severity = severity_of(results, new_labels)
-    reasons = []
-    if new_labels:
-        reasons.append(f"labels never seen in the reference: {', '.join(new_labels)}")
-    reasons += [_reason(r) for r in sorted(results, key=lambda r: -SEVERITIES.index(sig.SEVERITY_OF_KIND[r.kind]))
-                if r.fired]
+    severity, reasons = verdict(results, new_labels)
+    cur_texts, ref_texts = batch_rows.texts, reference_rows.texts
     result = DriftResult(
         batch_id=batch_id, rows=len(cur), reference_rows=len(ref), severity=severity, reasons=reasons,
-        signals=results, new_labels=new_labels, champion=champion_summary, calibration=calibration.to_dict(),
+        signals=results, new_labels=new_labels, champion=compared.champion_summary(champion_key),
+        calibration=calibration.to_dict(),
         typical_words=typical_words(cur_texts, ref_texts),
         unusual_rows=unusual_rows(cur_texts, batch_rows.embeddings, reference_rows.embeddings,
                                   batch_rows.descriptors["oov_share"], settings.max_examples),
