@@ -66,3 +66,28 @@ def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_d
     buffer = ReplayBuffer.load(paths.replay_buffer, "class_balanced", 1000)
     assert set(buffer.rows["batch_id"]) == {"reference", first["batch_id"], second["batch_id"]}
     assert dvc_repo.status_clean(paths.root)
+
+
+def test_schedule_accumulates_until_a_later_run_finds_the_interval_passed(tmp_path, tiny_model_dir, prefect_harness,
+                                                                         no_tracking_server):
+    import json
+    from datetime import datetime, timedelta
+
+    from flows.watch import watch
+
+    paths = make_project(tmp_path / "project", tiny_model_dir, {"policy.train_on": "schedule", "policy.every_hours": 1})
+    drop(paths, "01-blue.csv", synthetic_frame({"blue": 40}, seed=1, prefix="s1"), minute=1)
+    first = {row["file"]: row for row in watch(str(paths.root))}["01-blue.csv"]
+    assert first["state"] == "accumulated" and "policy schedule" in first["reason"]  # the first champion is fresh
+
+    # The clock moves on: the last training ended two hours ago. A run with no new file trains the batch.
+    lines = []
+    for line in paths.ledger.read_text().splitlines():
+        entry = json.loads(line)
+        entry["at"] = (datetime.fromisoformat(entry["at"]) - timedelta(hours=2)).isoformat(timespec="seconds")
+        lines.append(json.dumps(entry, sort_keys=True))
+    paths.ledger.write_text("\n".join(lines) + "\n")
+    again = {row["file"]: row for row in watch(str(paths.root))}["01-blue.csv"]
+    assert again["state"] == "promoted"
+    history = [e.state for e in Ledger(paths.ledger).entries() if e.batch_id == first["batch_id"]]
+    assert history == ["received", "accumulated", "accepted", "promoted"]

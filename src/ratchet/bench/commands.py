@@ -129,3 +129,83 @@ def _print_table(payload: dict) -> None:
                       f"{ratio:.3f}" if ratio is not None else "-", f"{row['examples_processed']:.0f}",
                       f"{versus:.2f}" if versus is not None else "-", f"{row['seconds']:.0f}")
     console.print(table)
+
+
+def _drift_settings(params: Path, assignments: list[str]):
+    from ratchet.config import DriftSettings
+
+    raw = yaml.safe_load(params.read_text(encoding="utf-8")) if params.is_file() else {}
+    raw = _apply_overrides(raw or {}, assignments)
+    return DriftSettings(**(raw.get("drift") or {}))
+
+
+def _machine() -> dict:
+    import datetime
+    import os
+    import platform
+
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
+
+
+@bench_app.command("drift")
+def drift_detection(
+    sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "50,100,200,500",
+    trials: Annotated[int, typer.Option(help="Batches drawn per case and size.")] = 20,
+    out: Annotated[Path, typer.Option(help="Results JSON (a markdown table is written beside it).")]
+    = Path("bench-results/drift.json"),
+    params: Annotated[Path, typer.Option(help="params.yaml whose `drift` settings are used.")] = Path("params.yaml"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set drift.calibration_draws=60.")]
+    = None,
+    seed: Annotated[int, typer.Option(help="Seed of the reference split and the draws.")] = 0,
+) -> None:
+    """Detection and false-alarm rates of Evidently's default text drift and ratchet's verdict."""
+    import json
+
+    from ratchet.bench.drift import markdown_table, run_bench
+    from ratchet.offline import configure_offline
+
+    configure_offline()
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", force=True)
+    logging.getLogger("ratchet").setLevel(logging.INFO)
+    settings = _drift_settings(params, set_ or [])
+    results = run_bench([int(s) for s in sizes.split(",") if s.strip()], trials, settings, seed)
+    results["environment"] = _machine()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    table = markdown_table(results)
+    out.with_suffix(".md").write_text(
+        f"{trials} batches per cell, {results['environment']['date']}, {results['environment']['cpus']} CPUs, "
+        f"{results['seconds']:.0f} s\n\n{table}\n", encoding="utf-8")
+    console.print(table)
+    console.print(f"results: {out} (table: {out.with_suffix('.md')})")
+
+
+@bench_app.command("drift-speed")
+def drift_speed(
+    rows: Annotated[int, typer.Option(help="Batch rows, and as many reference rows.")] = 10_000,
+    out: Annotated[Path, typer.Option(help="Results JSON; reports go to a folder beside it.")]
+    = Path("bench-results/drift-speed.json"),
+    params: Annotated[Path, typer.Option(help="params.yaml whose `drift` settings are used.")] = Path("params.yaml"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set drift.calibration_draws=20.")]
+    = None,
+) -> None:
+    """Seconds of the drift step on a big batch, the model's inference left out (cold, then cached)."""
+    import json
+
+    from ratchet.bench.drift import speed
+    from ratchet.offline import configure_offline
+
+    configure_offline()
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", force=True)
+    logging.getLogger("ratchet").setLevel(logging.INFO)
+    result = speed(rows, _drift_settings(params, set_ or []), out.parent / f"{out.stem}-reports")
+    result["environment"] = _machine()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    for run, seconds in result["seconds"].items():
+        console.print(f"{run}: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    console.print(f"results: {out}")
