@@ -18,10 +18,11 @@ def test_cases_shift_what_they_say(worlds):
     assert set(topics.reference["label"]) == {"business", "politics", "sport", "tech"}
     assert set(topics.reference["split"]) == {"train", "eval"}
     new_topic = topics.cases["new_topic"](200, rng)
-    assert len(new_topic) == 200 and (new_topic["label"] == "entertainment").mean() == pytest.approx(0.3)
-    assert (topics.cases["label_shift"](200, rng)["label"] == "sport").mean() == pytest.approx(0.7)
+    assert len(new_topic) == 200 and (new_topic["label"] == "entertainment").mean() == pytest.approx(0.3, abs=0.1)
+    assert (topics.cases["label_shift"](200, rng)["label"] == "sport").mean() == pytest.approx(0.7, abs=0.1)
     assert topics.cases["length_format"](50, rng)["text"].str.split().str.len().max() <= 30
-    same = topics.cases["no_shift"](200, rng)
+    same = topics.cases["no_shift"](400, rng)
+    assert same["label"].value_counts(normalize=True).max() < 0.35  # the reference's balance, up to chance
     assert not set(same["text"]) & set(topics.reference["text"]), "same-distribution rows are held out"
     sentiment = worlds["sentiment"]
     assert set(sentiment.reference["label"]) == {"positive", "negative"}

@@ -44,15 +44,27 @@ def _take(pool: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def _mix(parts: list[tuple[pd.DataFrame, float]]) -> Sampler:
+    """Each row comes from part i with probability share_i (multinomial, as a real batch would)."""
+    shares = np.array([share for _, share in parts], dtype=float)
+
     def sample(n: int, rng: np.random.Generator) -> pd.DataFrame:
-        counts = [int(round(n * share)) for _, share in parts]
-        counts[0] += n - sum(counts)
+        counts = rng.multinomial(n, shares / shares.sum())
         return pd.concat([_take(pool, k, rng) for (pool, _), k in zip(parts, counts) if k], ignore_index=True)
     return sample
 
 
-def _first_words(frame: pd.DataFrame, words: int) -> pd.DataFrame:
-    return frame.assign(text=frame["text"].map(lambda t: " ".join(t.split()[:words])))
+def _first_words(sampler: Sampler, words: int) -> Sampler:
+    def sample(n: int, rng: np.random.Generator) -> pd.DataFrame:
+        frame = sampler(n, rng)
+        return frame.assign(text=frame["text"].map(lambda t: " ".join(t.split()[:words])))
+    return sample
+
+
+def _like_reference(pool: pd.DataFrame, reference: pd.DataFrame) -> list[tuple[pd.DataFrame, float]]:
+    """The pool split by label, each with the reference's share of that label: a batch drawn from
+    these parts differs from the reference only by chance."""
+    shares = reference["label"].value_counts(normalize=True)
+    return [(pool[pool["label"] == label], float(share)) for label, share in shares.items()]
 
 
 def _split_reference(frame: pd.DataFrame, per_label: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -73,12 +85,13 @@ def build_worlds(seed: int = 0) -> list[World]:
     known = bbc[bbc["label"] != "entertainment"]
     reference, held_out = _split_reference(known, 200, seed)
     entertainment = bbc[bbc["label"] == "entertainment"]
+    same = _like_reference(held_out, reference)
     sport, not_sport = held_out[held_out["label"] == "sport"], held_out[held_out["label"] != "sport"]
     topics = World("topics (BBC News)", reference, {
-        "no_shift": _mix([(held_out, 1.0)]),
-        "new_topic": _mix([(held_out, 0.7), (entertainment, 0.3)]),
+        "no_shift": _mix(same),
+        "new_topic": _mix([(part, share * 0.7) for part, share in same] + [(entertainment, 0.3)]),
         "label_shift": _mix([(sport, 0.7), (not_sport, 0.3)]),
-        "length_format": _mix([(_first_words(held_out, 30), 1.0)]),
+        "length_format": _first_words(_mix(same), 30),
     })
 
     sentiment_stream = load_stream(resolve_stream_file("sentiment-domain-incremental", None))
@@ -89,7 +102,7 @@ def build_worlds(seed: int = 0) -> list[World]:
     movie_reference, movie_rest = _split_reference(movies, 400, seed)
     movie_rest = movie_rest.sample(n=min(len(movie_rest), 3000), random_state=seed).reset_index(drop=True)
     sentiment = World("sentiment (Rotten Tomatoes)", movie_reference, {
-        "no_shift": _mix([(movie_rest, 1.0)]),
+        "no_shift": _mix(_like_reference(movie_rest, movie_reference)),
         "domain_change": _mix([(drugs, 1.0)]),
     })
     return [topics, sentiment]
