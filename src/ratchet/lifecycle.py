@@ -153,8 +153,12 @@ def check_drift(root: str, arrival: Arrival) -> DriftVerdict:
     manifest = store.champion_manifest(paths)
     champion = modeling.load_classifier(paths.champion, settings.model) if manifest else None
     champion_key = f"v{manifest.get('version')}:{manifest.get('run_id')}" if manifest else ""
+    learned = set(manifest.get("trained_batches", [])) if manifest else set()
+    known_labels = {label for entry in store.read_catalog(paths) if entry.batch_id in learned
+                    for label in entry.label_counts}
     result = detect_drift(frame, store.read_reference(paths), settings.drift, paths.drift_reports, arrival.batch_id,
-                          champion=champion, champion_key=champion_key, cache_dir=paths.drift_cache)
+                          champion=champion, champion_key=champion_key, cache_dir=paths.drift_cache,
+                          known_labels=known_labels)
     reason = "; ".join(result.reasons) if result.drifted else "no drift against the reference"
     return DriftVerdict(result.severity, reason, result.html_path)
 

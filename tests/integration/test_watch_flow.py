@@ -334,7 +334,7 @@ def test_reviewer_report_renders_in_a_real_browser(finished_project, tmp_path):
     blue_id = by_file(project_status(paths))["01-blue.csv"]["batch_id"]
     dom = render((paths.drift_reports / f"{blue_id}.html").resolve().as_uri(), tmp_path)
     assert 'id="ratchet-verdict"' in dom and "verdict: high" in dom
-    assert "labels never seen in the reference: blue" in dom
+    assert "labels the champion never learned: blue" in dom
     # Evidently's widgets exist only once its scripts have run (the file itself holds none).
     assert dom.count('class="Mui') > 20
     index = render((paths.drift_reports / "index.html").resolve().as_uri(), tmp_path)

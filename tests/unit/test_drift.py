@@ -54,7 +54,7 @@ def test_new_topic_is_high_and_same_distribution_is_none(tmp_path):
     saved = json.loads((tmp_path / "new.json").read_text())
     assert saved["severity"] == "high" and saved["drifted"] and saved["calibration"]["draws"] == 10
     page = (tmp_path / "new.html").read_text()
-    assert 'id="ratchet-verdict"' in page and "labels never seen in the reference: blue" in page
+    assert 'id="ratchet-verdict"' in page and "labels the champion never learned: blue" in page
     body = page.index("<body")
     assert body < page.index('id="ratchet-summary"') < page.index("<script", body)  # on top of Evidently's part
     assert "Value Drift for column text" in page

@@ -89,7 +89,7 @@ def severity_of(signals: list[SignalResult], new_labels: list[str]) -> str:
 
 def verdict(results: list[SignalResult], new_labels: list[str]) -> tuple[str, list[str]]:
     """Severity and the reasons for it, the most severe first."""
-    reasons = [f"labels never seen in the reference: {', '.join(new_labels)}"] if new_labels else []
+    reasons = [f"labels the champion never learned: {', '.join(new_labels)}"] if new_labels else []
     reasons += [_reason(r) for r in sorted(results, key=lambda r: -SEVERITIES.index(sig.SEVERITY_OF_KIND[r.kind]))
                 if r.fired]
     return severity_of(results, new_labels), reasons
@@ -194,8 +194,11 @@ def judge(specs: list[sig.SignalSpec], thresholds, compared: Comparison, setting
 
 def detect_drift(batch: pd.DataFrame, reference: pd.DataFrame, settings: DriftSettings, out_dir: Path,
                  batch_id: str, champion: ChampionView | None = None, champion_key: str = "",
-                 cache_dir: Path | None = None) -> DriftResult:
+                 cache_dir: Path | None = None, known_labels: set[str] | None = None) -> DriftResult:
     """Compare `batch` (text, label) with `reference` (text, label, split: train|eval).
+
+    `known_labels`: the classes the champion has learned (default: the reference's); batch labels
+    outside them make the verdict high.
 
     Writes out_dir/<batch_id>.html (the reviewer's report), <batch_id>.json (this result) and
     <batch_id>.evidently.json (Evidently's snapshot), and refreshes out_dir/index.html.
@@ -210,7 +213,8 @@ def detect_drift(batch: pd.DataFrame, reference: pd.DataFrame, settings: DriftSe
     compared = prepare_comparison(ref, cur, champion, champion_key, cache_dir)
     seconds["prepare"] = round(time.perf_counter() - t0, 2)  # descriptors and the champion's outputs
     reference_rows, batch_rows = compared.reference, compared.batch
-    new_labels = sorted(set(batch_rows.labels) - set(reference["label"].astype(str)))
+    known = set(reference["label"].astype(str)) | set(known_labels or ())
+    new_labels = sorted(set(batch_rows.labels) - known)
 
     t0 = time.perf_counter()
     batch_size = settings.batch_size or len(cur)

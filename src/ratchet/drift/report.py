@@ -21,7 +21,7 @@ from ratchet.drift.signals import TWO_SAMPLE_CHI_SQUARE
 COLOURS = {"none": "#1a7f37", "low": "#9a6700", "medium": "#bc4c00", "high": "#cf222e"}
 VERDICT_WORDS = {"none": "no drift", "low": "low: the text looks different, the model does not see it",
                  "medium": "medium: the model sees the batch differently",
-                 "high": "high: the champion does worse on it, or it has labels never seen"}
+                 "high": "high: the champion does worse on it, or it has labels the champion never learned"}
 STYLE = """<style>
 .ratchet{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:16px auto;padding:16px 24px;
 border:1px solid #d0d7de;border-radius:8px;background:#fff;color:#1f2328;line-height:1.45}
