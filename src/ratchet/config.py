@@ -90,6 +90,9 @@ class ModelSettings(_Section):
     # the pooler and the head train; full: every weight trains.
     finetune: Literal["lora", "top_layers", "full"] = "lora"
     top_layers: int = Field(2, ge=0)
+    # cls: BERT's pooler (dense + tanh on [CLS]); mean: the mean of the last layer's token vectors,
+    # how sentence-embedding models such as all-MiniLM-L6-v2 were trained to be read.
+    pooling: Literal["cls", "mean"] = "cls"
     lora: LoraSettings = LoraSettings()
 
 

@@ -64,15 +64,53 @@ def load_tokenizer(settings: ModelSettings):
     return AutoTokenizer.from_pretrained(resolve_base_model(settings.base), local_files_only=True)
 
 
+class MaskedMeanPooler(torch.nn.Module):
+    """Stands in for BERT's pooler: the mean of the token vectors, padding left out.
+
+    BertModel calls its pooler with the hidden states only, so the attention mask is taken from
+    the encoder's own call by a forward pre-hook (see use_mean_pooling). No weights: nothing to save.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask: torch.Tensor | None = None
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.mask is None or self.mask.shape[:2] != hidden_states.shape[:2]:
+            return hidden_states.mean(dim=1)
+        mask = self.mask.unsqueeze(-1).to(hidden_states.dtype)
+        return (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def use_mean_pooling(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace the [CLS] pooler of a *ForSequenceClassification model by a masked mean."""
+    encoder = model.base_model
+    if not hasattr(encoder, "pooler"):
+        raise ModelError(f"model.pooling is mean but {type(encoder).__name__} has no pooler to replace")
+    pooler = MaskedMeanPooler()
+    encoder.pooler = pooler
+
+    def remember_mask(_module, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        if mask is None and len(args) > 1:
+            mask = args[1]
+        pooler.mask = mask
+        return None
+
+    encoder.register_forward_pre_hook(remember_mask, with_kwargs=True)
+    return model
+
+
 def _base_classifier(settings: ModelSettings, labels: list[str], seed: int, weights: Path | None = None):
     from transformers import AutoModelForSequenceClassification
 
     _quiet_transformers()
     torch.manual_seed(seed)  # the fresh classifier head (and pooler) start from a fixed draw
     source = weights if weights is not None else resolve_base_model(settings.base)
-    return AutoModelForSequenceClassification.from_pretrained(
+    model = AutoModelForSequenceClassification.from_pretrained(
         source, num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)}, local_files_only=True)
+    return use_mean_pooling(model) if settings.pooling == "mean" else model
 
 
 def read_manifest(model_dir: Path) -> dict:
@@ -95,6 +133,10 @@ def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start
     if kind is not None and read_manifest(start_from)["labels"] != labels:
         raise ModelError(f"the champion in {start_from} was trained for labels "
                          f"{read_manifest(start_from)['labels']}, but data.labels is {labels}")
+    if kind is not None and read_manifest(start_from).get("pooling", "cls") != settings.pooling:
+        raise ModelError(f"the champion in {start_from} reads its text with "
+                         f"{read_manifest(start_from).get('pooling', 'cls')} pooling, but model.pooling is "
+                         f"{settings.pooling}: a champion cannot be continued with another pooling")
     if settings.finetune == "lora":
         if kind == "full":
             raise ModelError("model.finetune is lora but the champion was saved with full weights; "
@@ -106,7 +148,7 @@ def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start
                             lora_dropout=settings.lora.dropout,
                             target_modules=list(settings.lora.target_modules),
                             # the head and the freshly initialised pooler must train too
-                            modules_to_save=["classifier", "pooler"])
+                            modules_to_save=["classifier"] + (["pooler"] if settings.pooling == "cls" else []))
         return get_peft_model(base, config)
     if kind == "lora":
         model = load_classifier(start_from, settings, labels).model.cpu()
@@ -137,7 +179,7 @@ def save_model(model, out_dir: Path, settings: ModelSettings, labels: list[str],
     model.save_pretrained(out_dir, safe_serialization=True)
     kind = "lora" if hasattr(model, "peft_config") else "full"
     atomic.write_json(out_dir / MODEL_MANIFEST, {
-        "kind": kind, "base_model": settings.base, "labels": labels,
+        "kind": kind, "base_model": settings.base, "labels": labels, "pooling": settings.pooling,
         "max_length": settings.max_length, **extra})
 
 
@@ -197,7 +239,8 @@ def load_classifier(model_dir: Path, settings: ModelSettings, labels: list[str] 
 
     manifest = read_manifest(model_dir)
     labels = labels or manifest["labels"]
-    model_settings = settings.model_copy(update={"base": manifest.get("base_model", settings.base)})
+    model_settings = settings.model_copy(update={"base": manifest.get("base_model", settings.base),
+                                                 "pooling": manifest.get("pooling", "cls")})
     if manifest["kind"] == "lora":
         base = _base_classifier(model_settings, labels, seed=0)
         model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()

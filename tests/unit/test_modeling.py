@@ -47,7 +47,9 @@ def test_training_learns_a_separable_task(settings, finetune):
     assert accuracy >= 0.9
 
 
-def test_lora_save_reload_and_continue_give_identical_predictions(settings, tmp_path):
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_lora_save_reload_and_continue_give_identical_predictions(settings, tmp_path, pooling):
+    settings = settings.model_copy(update={"pooling": pooling})
     frame = synthetic_frame({"red": 20, "green": 20, "blue": 20}, seed=2)
     model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
     tokenizer = modeling.load_tokenizer(settings)
@@ -65,8 +67,9 @@ def test_lora_save_reload_and_continue_give_identical_predictions(settings, tmp_
     np.testing.assert_allclose(probabilities, before, atol=1e-5)
 
 
-def test_full_save_reload_gives_identical_predictions(settings, tmp_path):
-    settings = settings.model_copy(update={"finetune": "full"})
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_full_save_reload_gives_identical_predictions(settings, tmp_path, pooling):
+    settings = settings.model_copy(update={"finetune": "full", "pooling": pooling})
     frame = synthetic_frame({"red": 10, "green": 10}, seed=3)
     model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
     tokenizer = modeling.load_tokenizer(settings)
@@ -75,6 +78,25 @@ def test_full_save_reload_gives_identical_predictions(settings, tmp_path):
     assert (tmp_path / "m" / "model.safetensors").exists()
     reloaded = modeling.load_classifier(tmp_path / "m", settings)
     np.testing.assert_allclose(reloaded.predict_proba(frame["text"].tolist()), before, atol=1e-5)
+
+
+def test_mean_pooling_leaves_padding_out(settings):
+    settings = settings.model_copy(update={"pooling": "mean", "finetune": "full"})
+    model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
+    assert isinstance(model.base_model.pooler, modeling.MaskedMeanPooler)
+    classifier = modeling.Classifier(model, modeling.load_tokenizer(settings), LABELS, 32)
+    short, long = "apple cherry", "ocean sky sapphire whale river lake denim navy cobalt glacier harbor"
+    alone = classifier.predict_proba([short], batch_size=1)
+    padded = classifier.predict_proba([short, long], batch_size=2)  # the short text is padded here
+    np.testing.assert_allclose(padded[0], alone[0], atol=1e-5)
+
+
+def test_pooling_change_is_refused(settings, tmp_path):
+    model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
+    modeling.save_model(model, tmp_path / "m", settings, LABELS, extra={})
+    with pytest.raises(modeling.ModelError, match="pooling"):
+        modeling.build_trainable(settings.model_copy(update={"pooling": "mean"}), LABELS, seed=0,
+                                 start_from=tmp_path / "m")
 
 
 def test_label_set_change_is_refused(settings, tmp_path):
