@@ -159,6 +159,7 @@ def check_drift(root: str, arrival: Arrival) -> DriftVerdict:
     result = detect_drift(frame, store.read_reference(paths), settings.drift, paths.drift_reports, arrival.batch_id,
                           champion=champion, champion_key=champion_key, cache_dir=paths.drift_cache,
                           known_labels=known_labels)
+    registry.log_drift(paths, settings, result)
     reason = "; ".join(result.reasons) if result.drifted else "no drift against the reference"
     return DriftVerdict(result.severity, reason, result.html_path)
 

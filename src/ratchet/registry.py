@@ -113,6 +113,29 @@ def log_attempt(paths: ProjectPaths, settings: Settings, attempt: Attempt, candi
     return AttemptRecord(run_id=run.info.run_id, version=version)
 
 
+def log_drift(paths: ProjectPaths, settings: Settings, result) -> str:
+    """One MLflow run per drift check (tag ratchet.kind=drift): every signal's score, the verdict,
+    and the reviewer's report, whether or not the batch is ever trained on."""
+    import math
+
+    mlflow = _connect(paths, settings)
+    with mlflow.start_run(run_name=f"drift {result.batch_id}") as run:
+        mlflow.set_tags({"ratchet.kind": "drift", "ratchet.batch": result.batch_id,
+                         "ratchet.drift.severity": result.severity,
+                         "ratchet.drift.reasons": "; ".join(result.reasons)[:5000] or "none"})
+        metrics = {f"drift.{s.key}": s.score for s in result.signals}
+        metrics |= {f"drift.{s.key}.threshold": s.threshold for s in result.signals}
+        metrics |= {f"drift.{s.key}.fired": float(s.fired) for s in result.signals}
+        metrics |= {f"champion.{k}": v for k, v in result.champion.items() if isinstance(v, (int, float))}
+        metrics["drift.false_alarm_estimate"] = result.calibration.get("false_alarm_rate", float("nan"))
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if not math.isnan(float(v))})
+        mlflow.log_params({"rows": result.rows, "reference_rows": result.reference_rows})
+        for path in (Path(result.html_path), Path(result.json_path)):
+            if path.exists():
+                mlflow.log_artifact(str(path), artifact_path="drift")
+    return run.info.run_id
+
+
 def champion_version(paths: ProjectPaths, settings: Settings) -> str | None:
     mlflow = _connect(paths, settings)
     return _alias_version(mlflow.MlflowClient(), settings.project.registered_model, CHAMPION)

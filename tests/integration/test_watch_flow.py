@@ -117,6 +117,13 @@ def test_data_is_versioned_and_reports_are_written(finished_project):
     assert drift["champion"]["key"].startswith("v1:")  # compared in the first champion's own space
     assert drift["calibration"]["draws"] > 0 and 0 <= drift["calibration"]["false_alarm_rate"] <= 1
     assert json.loads((paths.drift_reports / f"{blue_id}.evidently.json").read_text())["metrics"]
+    client = project_client(paths)
+    experiment = client.get_experiment_by_name("ratchet")
+    [run] = client.search_runs([experiment.experiment_id], f"tags.`ratchet.batch` = '{blue_id}'")
+    assert run.data.tags["ratchet.kind"] == "drift" and run.data.tags["ratchet.drift.severity"] == "high"
+    assert run.data.metrics["drift.accuracy.fired"] == 1.0
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "drift")} == {
+        f"drift/{blue_id}.html", f"drift/{blue_id}.json"}
     assert (paths.archive / blue_id / "01-blue.csv").exists()
     assert (paths.archive / blue_id / "duplicates").is_dir()
     train = pd.read_parquet(paths.batch_dir(blue_id) / "train.parquet")
