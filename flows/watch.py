@@ -14,7 +14,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact  # 
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from ratchet import lifecycle  # noqa: E402
-from ratchet.batches import list_incoming  # noqa: E402
+from ratchet.batches import BatchReadError, list_incoming  # noqa: E402
 from ratchet.paths import ProjectPaths  # noqa: E402
 from ratchet.summary import batch_markdown  # noqa: E402
 
@@ -23,6 +23,7 @@ receive = task(lifecycle.receive, name="receive", cache_policy=NO_CACHE)
 validate = task(lifecycle.validate, name="validate (Great Expectations)", cache_policy=NO_CACHE)
 check_drift = task(lifecycle.check_drift, name="drift (Evidently)", cache_policy=NO_CACHE)
 accept = task(lifecycle.accept, name="accept into data/", cache_policy=NO_CACHE)
+drift_report = task(lifecycle.drift_report, name="drift report (Evidently)", cache_policy=NO_CACHE)
 release_accumulated = task(lifecycle.release_accumulated, name="policy: train the accumulated batches?",
                            cache_policy=NO_CACHE)
 run_pipeline = task(lifecycle.run_pipeline, name="dvc repro: prepare, train, evaluate, gate",
@@ -89,6 +90,25 @@ def _process(project: str, arrival: lifecycle.Arrival) -> None:
         if outcome is not None:
             get_run_logger().info("%s: %s", arrival.file,
                                   "promoted" if outcome.passed else f"rejected: {outcome.reason}")
+
+
+@flow(name="ratchet-report")
+def report(project: str = ".") -> list[dict]:
+    """Drift reports of the files waiting in incoming/, for reviewers: nothing is moved or trained."""
+    project = str(Path(project).resolve())
+    rows = []
+    for path in list_incoming(ProjectPaths.at(project).incoming):
+        try:
+            result = drift_report(project, str(path), validate_first=True)
+        except BatchReadError as error:
+            rows.append({"file": path.name, "severity": "invalid", "reasons": [str(error)], "report": ""})
+            continue
+        create_link_artifact(key=f"drift-{result.batch_id}", link=Path(result.html_path).resolve().as_uri(),
+                             link_text=f"drift report of {path.name}: {result.severity}",
+                             description=f"ratchet: the reviewer's drift report of {path.name}")
+        rows.append({"file": path.name, "batch_id": result.batch_id, "severity": result.severity,
+                     "reasons": result.reasons, "report": result.html_path})
+    return rows
 
 
 if __name__ == "__main__":

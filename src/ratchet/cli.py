@@ -255,6 +255,33 @@ def lineage(version: Annotated[str, typer.Argument(help="Registered model versio
 
 
 @app.command()
+def drift(files: Annotated[list[Path], typer.Argument(help="Batch files (CSV, Parquet or JSONL) to compare.")],
+          project: ProjectOption = Path("."),
+          as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Drift report of batch files against the reference, without processing them (for reviewers)."""
+    _setup()
+    from ratchet import lifecycle
+    from ratchet.batches import BatchReadError
+
+    results = []
+    for file in files:
+        try:
+            result = lifecycle.drift_report(str(project), str(file), validate_first=True)
+        except (BatchReadError, OSError) as error:
+            console.print(f"[red]error:[/] {file}: {error}")
+            raise typer.Exit(2) from None
+        results.append({"file": str(file), **result.to_dict()})
+        if not as_json:
+            style = {"none": "green", "low": "yellow", "medium": "dark_orange", "high": "red"}[result.severity]
+            console.print(f"[bold]{file}[/]: [{style}]{result.severity}[/]  report {result.html_path}")
+            for reason in result.reasons:
+                console.print(f"    {reason}")
+    if as_json:
+        json.dump(results, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+
+
+@app.command()
 def predict(texts: Annotated[list[str], typer.Argument(help="One or more texts to classify.")],
             project: ProjectOption = Path(".")) -> None:
     """Classify texts with the champion in data/champion (offline), with its class probabilities."""

@@ -145,23 +145,40 @@ def validate(root: str, arrival: Arrival) -> StepResult:
 # --- step 3: drift (Evidently) -------------------------------------------------------------------
 
 def check_drift(root: str, arrival: Arrival) -> DriftVerdict:
-    """Drift report against the reference: reports/drift/<batch_id>.html (+ .json), index.html."""
+    """Drift report against the reference: reports/drift/<batch_id>.html (+ .json), index.html,
+    and a drift run in MLflow."""
+    paths, settings = _project(root)
+    result = drift_report(root, arrival.path)
+    registry.log_drift(paths, settings, result)
+    reason = "; ".join(result.reasons) if result.drifted else "no drift against the reference"
+    return DriftVerdict(result.severity, reason, result.html_path)
+
+
+def drift_report(root: str, file: str, validate_first: bool = False):
+    """The drift report of any batch file, in the champion's terms; touches neither the ledger nor
+    the file (reviewers can look at a batch before it is processed: `ratchet drift FILE`).
+
+    `validate_first`: run the Great Expectations suite and refuse (BatchReadError) a batch that fails.
+    """
     from ratchet.drift import detect_drift
 
     paths, settings = _project(root)
-    _, frame = _load_batch(Path(arrival.path), settings)
+    batch_id, frame = _load_batch(Path(file), settings)
+    if validate_first:
+        from ratchet.validation import validate as run_suite
+
+        checked = run_suite(frame, settings.data, settings.validation)
+        if not checked.passed:
+            raise BatchReadError(f"{Path(file).name} fails validation, no drift report: {checked.summary()}")
     manifest = store.champion_manifest(paths)
     champion = modeling.load_classifier(paths.champion, settings.model) if manifest else None
     champion_key = f"v{manifest.get('version')}:{manifest.get('run_id')}" if manifest else ""
     learned = set(manifest.get("trained_batches", [])) if manifest else set()
     known_labels = {label for entry in store.read_catalog(paths) if entry.batch_id in learned
                     for label in entry.label_counts}
-    result = detect_drift(frame, store.read_reference(paths), settings.drift, paths.drift_reports, arrival.batch_id,
-                          champion=champion, champion_key=champion_key, cache_dir=paths.drift_cache,
-                          known_labels=known_labels)
-    registry.log_drift(paths, settings, result)
-    reason = "; ".join(result.reasons) if result.drifted else "no drift against the reference"
-    return DriftVerdict(result.severity, reason, result.html_path)
+    return detect_drift(frame, store.read_reference(paths), settings.drift, paths.drift_reports, batch_id,
+                        champion=champion, champion_key=champion_key, cache_dir=paths.drift_cache,
+                        known_labels=known_labels)
 
 
 # --- step 4: accept into data/ and apply the training policy --------------------------------------

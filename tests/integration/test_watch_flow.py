@@ -346,3 +346,27 @@ def test_reviewer_report_renders_in_a_real_browser(finished_project, tmp_path):
     assert dom.count('class="Mui') > 20
     index = render((paths.drift_reports / "index.html").resolve().as_uri(), tmp_path)
     assert f"{blue_id}.html" in index and "ratchet-index" in index
+
+
+def test_reviewers_preview_a_batch_without_processing_it(finished_project, tmp_path):
+    from flows.watch import report
+    from ratchet.cli import app
+
+    paths, _ = finished_project
+    before = paths.ledger.read_text()
+    waiting = drop(paths, "05-green-preview.csv", synthetic_frame({"green": 30}, seed=9, prefix="pv"), minute=9)
+    invalid = tmp_path / "no-label.csv"
+    synthetic_frame({"red": 20}, seed=10, prefix="nl").drop(columns="label").to_csv(invalid, index=False)
+    try:
+        result = CliRunner().invoke(app, ["drift", str(waiting), "--json", "--project", str(paths.root)])
+        assert result.exit_code == 0, result.output
+        [preview] = json.loads(result.output[result.output.index("[\n"):])  # after any log lines
+        assert preview["severity"] in {"none", "low", "medium", "high"} and not preview["new_labels"]
+        assert (paths.drift_reports / f"{preview['batch_id']}.html").exists()
+        refused = CliRunner().invoke(app, ["drift", str(invalid), "--project", str(paths.root)])
+        assert refused.exit_code == 2 and "'label'" in refused.output
+        rows = report(str(paths.root))
+        assert [r["file"] for r in rows] == ["05-green-preview.csv"]
+        assert waiting.exists() and paths.ledger.read_text() == before, "previews move and record nothing"
+    finally:
+        waiting.unlink(missing_ok=True)
