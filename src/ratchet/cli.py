@@ -133,11 +133,12 @@ def _print_status(paths: ProjectPaths) -> None:
     champion = status["champion"]
     console.print(f"\n[bold]champion:[/] " + (f"v{champion['version']} ({champion['kind']}, trained on "
                                               f"{', '.join(champion['trained_batches'])})" if champion else "none"))
-    table = Table("#", "batch", "file", "state", "new-split acc", "reason", show_lines=True)
+    table = Table("#", "batch", "file", "state", "drift", "new-split acc", "reason", show_lines=True)
     for batch in status["batches"]:
         accuracy = batch["metrics"].get("new_split_accuracy")
         table.add_row(str(batch["arrival"]), batch["batch_id"], batch["file"],
                       f"[{STATE_STYLE.get(batch['state'], 'white')}]{batch['state']}[/]",
+                      (batch["drift"] or {}).get("severity") or "",
                       f"{accuracy:.3f}" if accuracy is not None else "", batch["reason"][:300])
     console.print(table)
 

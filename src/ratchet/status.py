@@ -17,10 +17,15 @@ def project_status(paths: ProjectPaths) -> dict:
         champion = {"version": manifest.get("version"), "run_id": manifest.get("run_id"),
                     "kind": manifest.get("kind"), "base_model": manifest.get("base_model"),
                     "trained_batches": manifest.get("trained_batches", [])}
+    ledger = Ledger(paths.ledger)
+    drift_by_arrival = {e.arrival: e.details["drift"] for e in ledger.entries() if "drift" in e.details}
     batches = []
-    for entry in Ledger(paths.ledger).current():
+    for entry in ledger.current():
         item = asdict(entry)
+        drift = drift_by_arrival.get(entry.arrival)
         batches.append({"batch_id": item["batch_id"], "file": item["file"], "state": item["state"],
                         "reason": item["reason"], "metrics": item["metrics"], "arrival": item["arrival"],
-                        "at": item["at"], "version": item["details"].get("version")})
+                        "at": item["at"], "version": item["details"].get("version"),
+                        "drift": {"severity": drift.get("severity"), "report": drift.get("report")} if drift
+                        else None})
     return {"champion": champion, "batches": batches}

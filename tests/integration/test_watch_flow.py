@@ -143,6 +143,8 @@ def test_status_json_follows_the_contract(finished_project):
         assert {"batch_id", "file", "state", "reason", "metrics"} <= set(batch)
     promoted = by_file(status)["01-blue.csv"]
     assert promoted["metrics"]["new_split_accuracy"] >= 0.6
+    assert promoted["drift"]["severity"] == "high" and promoted["drift"]["report"].endswith(".html")
+    assert by_file(status)["02-no-text.csv"]["drift"] is None  # quarantined before the drift step
 
 
 def test_champion_loads_offline_as_a_pyfunc_and_predicts(finished_project, monkeypatch):

@@ -43,7 +43,7 @@ def continual_learning(
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2",
     device: Annotated[str, typer.Option(help="auto (GPU when there is one), cpu or cuda.")] = "auto",
     out: Annotated[Path, typer.Option(help="Results JSON (heatmap PNGs are written beside it).")]
-    = Path("bench-results/cl.json"),
+    = Path("benchmarks/results/cl.json"),
     params: Annotated[Path, typer.Option(help="params.yaml whose model/train/continual settings are the base.")]
     = Path("params.yaml"),
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, e.g. --set train.epochs=3.")] = None,
@@ -154,7 +154,7 @@ def drift_detection(
     sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "50,100,200,500",
     trials: Annotated[int, typer.Option(help="Batches drawn per case and size.")] = 20,
     out: Annotated[Path, typer.Option(help="Results JSON (a markdown table is written beside it).")]
-    = Path("bench-results/drift.json"),
+    = Path("benchmarks/results/drift.json"),
     params: Annotated[Path, typer.Option(help="params.yaml whose `drift` settings are used.")] = Path("params.yaml"),
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set drift.calibration_draws=60.")]
     = None,
@@ -186,8 +186,8 @@ def drift_detection(
 @bench_app.command("drift-speed")
 def drift_speed(
     rows: Annotated[int, typer.Option(help="Batch rows, and as many reference rows.")] = 10_000,
-    out: Annotated[Path, typer.Option(help="Results JSON; reports go to a folder beside it.")]
-    = Path("bench-results/drift-speed.json"),
+    out: Annotated[Path, typer.Option(help="Results JSON (the reports it writes go to a temporary folder).")]
+    = Path("benchmarks/results/drift-speed.json"),
     params: Annotated[Path, typer.Option(help="params.yaml whose `drift` settings are used.")] = Path("params.yaml"),
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set drift.calibration_draws=20.")]
     = None,
@@ -202,10 +202,13 @@ def drift_speed(
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", force=True)
     logging.getLogger("ratchet").setLevel(logging.INFO)
-    result = speed(rows, _drift_settings(params, set_ or []), out.parent / f"{out.stem}-reports")
+    import tempfile
+
+    reports = Path(tempfile.mkdtemp(prefix="ratchet-drift-speed-"))
+    result = speed(rows, _drift_settings(params, set_ or []), reports)
     result["environment"] = _machine()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1), encoding="utf-8")
     for run, seconds in result["seconds"].items():
         console.print(f"{run}: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
-    console.print(f"results: {out}")
+    console.print(f"results: {out} (reports: {reports})")
