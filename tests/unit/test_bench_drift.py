@@ -9,7 +9,9 @@ from ratchet.bench.drift import build_worlds, evidently_default_text_drift, summ
 
 @pytest.fixture(scope="module")
 def worlds():
-    return {w.name.split()[0]: w for w in build_worlds(seed=0)}
+    topics, sentiment, sentiment_large = build_worlds(seed=0)
+    assert len(sentiment_large.reference) == 1600 > 1000 >= len(sentiment.reference)
+    return {"topics": topics, "sentiment": sentiment}
 
 
 def test_cases_shift_what_they_say(worlds):

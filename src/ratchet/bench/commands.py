@@ -159,6 +159,8 @@ def drift_detection(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set drift.calibration_draws=60.")]
     = None,
     seed: Annotated[int, typer.Option(help="Seed of the reference split and the draws.")] = 0,
+    references: Annotated[str, typer.Option(help="Comma-separated: topics, sentiment, sentiment-large.")]
+    = "topics,sentiment,sentiment-large",
 ) -> None:
     """Detection and false-alarm rates of Evidently's default text drift and ratchet's verdict."""
     import json
@@ -171,7 +173,12 @@ def drift_detection(
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", force=True)
     logging.getLogger("ratchet").setLevel(logging.INFO)
     settings = _drift_settings(params, set_ or [])
-    results = run_bench([int(s) for s in sizes.split(",") if s.strip()], trials, settings, seed)
+    try:
+        results = run_bench([int(s) for s in sizes.split(",") if s.strip()], trials, settings, seed,
+                            [r.strip() for r in references.split(",") if r.strip()])
+    except ValueError as error:
+        console.print(f"[red]{error}")
+        raise typer.Exit(2) from None
     results["environment"] = _machine()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1), encoding="utf-8")
