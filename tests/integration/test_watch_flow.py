@@ -320,8 +320,8 @@ def _chromium() -> str:
 
     found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+        if os.environ.get("RATCHET_REQUIRE_BROWSER"):
+            pytest.fail("RATCHET_REQUIRE_BROWSER is set but no chromium is on PATH")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     return found
 
