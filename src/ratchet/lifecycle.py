@@ -178,7 +178,7 @@ def drift_report(root: str, file: str, validate_first: bool = False):
                     for label in entry.label_counts}
     return detect_drift(frame, store.read_reference(paths), settings.drift, paths.drift_reports, batch_id,
                         champion=champion, champion_key=champion_key, cache_dir=paths.drift_cache,
-                        known_labels=known_labels)
+                        known_labels=known_labels, source=Path(file).name)
 
 
 # --- step 4: accept into data/ and apply the training policy --------------------------------------

@@ -347,7 +347,7 @@ def test_reviewer_report_renders_in_a_real_browser(finished_project, tmp_path):
     # Evidently's widgets exist only once its scripts have run (the file itself holds none).
     assert dom.count('class="Mui') > 20
     index = render((paths.drift_reports / "index.html").resolve().as_uri(), tmp_path)
-    assert f"{blue_id}.html" in index and "ratchet-index" in index
+    assert f"{blue_id}.html" in index and "ratchet-index" in index and "01-blue.csv" in index
 
 
 def test_reviewers_preview_a_batch_without_processing_it(finished_project, tmp_path):

@@ -64,6 +64,7 @@ class DriftResult:
     seconds: dict = field(default_factory=dict)
     html_path: str = ""
     json_path: str = ""
+    source: str = ""                   # the file the batch came in (for people; ids are hashes)
 
     @property
     def drifted(self) -> bool:
@@ -194,7 +195,8 @@ def judge(specs: list[sig.SignalSpec], thresholds, compared: Comparison, setting
 
 def detect_drift(batch: pd.DataFrame, reference: pd.DataFrame, settings: DriftSettings, out_dir: Path,
                  batch_id: str, champion: ChampionView | None = None, champion_key: str = "",
-                 cache_dir: Path | None = None, known_labels: set[str] | None = None) -> DriftResult:
+                 cache_dir: Path | None = None, known_labels: set[str] | None = None,
+                 source: str = "") -> DriftResult:
     """Compare `batch` (text, label) with `reference` (text, label, split: train|eval).
 
     `known_labels`: the classes the champion has learned (default: the reference's); batch labels
@@ -236,7 +238,7 @@ def detect_drift(batch: pd.DataFrame, reference: pd.DataFrame, settings: DriftSe
         unusual_rows=unusual_rows(cur_texts, batch_rows.embeddings, reference_rows.embeddings,
                                   batch_rows.descriptors["oov_share"], settings.max_examples),
         misclassified=misclassified(cur[["text", "label"]], batch_rows.predictions, settings.max_examples),
-        html_path=str(out_dir / f"{batch_id}.html"), json_path=str(out_dir / f"{batch_id}.json"))
+        html_path=str(out_dir / f"{batch_id}.html"), json_path=str(out_dir / f"{batch_id}.json"), source=source)
 
     t0 = time.perf_counter()
     _write_report_with_fallbacks(result, reference_rows, batch_rows, thresholds.values, settings, out_dir)

@@ -47,7 +47,7 @@ def summary_html(result) -> str:
     """The ratchet block at the top of a report: verdict, signals, champion, what changed."""
     colour = COLOURS[result.severity]
     parts = [STYLE, '<section class="ratchet" id="ratchet-summary">',
-             f"<h1>ratchet drift report: batch {_e(result.batch_id)}</h1>",
+             f"<h1>ratchet drift report: {_e(result.source or 'batch')} ({_e(result.batch_id)})</h1>",
              f'<p><span class="verdict" id="ratchet-verdict" style="background:{colour}">'
              f"verdict: {_e(VERDICT_WORDS[result.severity])}</span></p>",
              f"<p>{result.rows} batch rows against {result.reference_rows} reference rows.</p>"]
@@ -184,14 +184,15 @@ def write_index(folder: Path) -> Path:
     rows.sort(key=lambda r: r[0], reverse=True)
     lines = ["<!doctype html><html><head><meta charset='utf-8'><title>ratchet drift reports</title>", STYLE,
              "</head><body><section class='ratchet'><h1>ratchet drift reports</h1>",
-             "<table id='ratchet-index'><tr><th>checked (UTC)</th><th>batch</th><th>rows</th><th>verdict</th>"
+             "<table id='ratchet-index'><tr><th>checked (UTC)</th><th>file</th><th>batch</th><th>rows</th><th>verdict</th>"
              "<th>champion accuracy (batch / reference)</th><th>first reason</th></tr>"]
     for when, p in rows:
         champion = p.get("champion") or {}
         accuracy = (f"{_number(champion.get('batch_accuracy'))} / {_number(champion.get('reference_accuracy'))}"
                     if champion else "n/a")
         reason = p["reasons"][0] if p.get("reasons") else ""
-        lines.append(f"<tr><td>{when:%Y-%m-%d %H:%M}</td><td><a href='{_e(p['batch_id'])}.html'>{_e(p['batch_id'])}</a>"
+        lines.append(f"<tr><td>{when:%Y-%m-%d %H:%M}</td><td>{_e(p.get('source', ''))}</td>"
+                     f"<td style='white-space:nowrap'><a href='{_e(p['batch_id'])}.html'>{_e(p['batch_id'])}</a>"
                      f"</td><td>{p['rows']}</td><td><span class='verdict' style='background:{COLOURS[p['severity']]}'>"
                      f"{_e(p['severity'])}</span></td><td>{accuracy}</td><td>{_e(reason)}</td></tr>")
     lines.append("</table></section></body></html>")
