@@ -139,6 +139,16 @@ def _drift_settings(params: Path, assignments: list[str]):
     return DriftSettings(**(raw.get("drift") or {}))
 
 
+def _quiet_bench_logging() -> None:
+    """Offline switches, no library warnings, ratchet's own progress lines with timestamps."""
+    from ratchet.offline import configure_offline
+
+    configure_offline()
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", force=True)
+    logging.getLogger("ratchet").setLevel(logging.INFO)
+
+
 def _machine() -> dict:
     import datetime
     import os
@@ -149,15 +159,18 @@ def _machine() -> dict:
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
 
 
+DriftParamsOption = Annotated[Path, typer.Option(help="params.yaml whose `drift` settings are used.")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set drift.calibration_draws=60.")]
+
+
 @bench_app.command("drift")
 def drift_detection(
     sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "50,100,200,500",
     trials: Annotated[int, typer.Option(help="Batches drawn per case and size.")] = 20,
     out: Annotated[Path, typer.Option(help="Results JSON (a markdown table is written beside it).")]
     = Path("benchmarks/results/drift.json"),
-    params: Annotated[Path, typer.Option(help="params.yaml whose `drift` settings are used.")] = Path("params.yaml"),
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set drift.calibration_draws=60.")]
-    = None,
+    params: DriftParamsOption = Path("params.yaml"),
+    set_: SetOption = None,
     seed: Annotated[int, typer.Option(help="Seed of the reference split and the draws.")] = 0,
     references: Annotated[str, typer.Option(help="Comma-separated: topics, sentiment, sentiment-large.")]
     = "topics,sentiment,sentiment-large",
@@ -166,12 +179,8 @@ def drift_detection(
     import json
 
     from ratchet.bench.drift import markdown_table, run_bench
-    from ratchet.offline import configure_offline
 
-    configure_offline()
-    warnings.filterwarnings("ignore")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", force=True)
-    logging.getLogger("ratchet").setLevel(logging.INFO)
+    _quiet_bench_logging()
     settings = _drift_settings(params, set_ or [])
     try:
         results = run_bench([int(s) for s in sizes.split(",") if s.strip()], trials, settings, seed,
@@ -195,21 +204,17 @@ def drift_speed(
     rows: Annotated[int, typer.Option(help="Batch rows, and as many reference rows.")] = 10_000,
     out: Annotated[Path, typer.Option(help="Results JSON (the reports it writes go to a temporary folder).")]
     = Path("benchmarks/results/drift-speed.json"),
-    params: Annotated[Path, typer.Option(help="params.yaml whose `drift` settings are used.")] = Path("params.yaml"),
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set drift.calibration_draws=20.")]
-    = None,
+    params: DriftParamsOption = Path("params.yaml"),
+    set_: SetOption = None,
 ) -> None:
     """Seconds of the drift step on a big batch, the model's inference left out (cold, then cached)."""
     import json
 
-    from ratchet.bench.drift import speed
-    from ratchet.offline import configure_offline
-
-    configure_offline()
-    warnings.filterwarnings("ignore")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", force=True)
-    logging.getLogger("ratchet").setLevel(logging.INFO)
     import tempfile
+
+    from ratchet.bench.drift import speed
+
+    _quiet_bench_logging()
 
     reports = Path(tempfile.mkdtemp(prefix="ratchet-drift-speed-"))
     result = speed(rows, _drift_settings(params, set_ or []), reports)
