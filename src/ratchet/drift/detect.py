@@ -17,7 +17,8 @@ from sklearn.metrics import f1_score
 from ratchet import atomic
 from ratchet.config import DriftSettings
 from ratchet.drift import signals as sig
-from ratchet.drift.calibration import Calibration, Compared, calibrate, fired, score_all
+from ratchet.drift.calibration import (CALIBRATION_VERSION, Calibration, Compared, ThresholdModel, calibrate, fired,
+                                       score_all)
 from ratchet.drift.descriptors import describe, document_frequency
 from ratchet.drift.explain import misclassified, typical_words, unusual_rows
 
@@ -72,12 +73,6 @@ class DriftResult:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "drifted": self.drifted}
-
-    @classmethod
-    def from_dict(cls, payload: dict) -> "DriftResult":
-        fields = {k: v for k, v in payload.items() if k != "drifted"}
-        fields["signals"] = [SignalResult(**s) for s in payload["signals"]]
-        return cls(**fields)
 
 
 def severity_of(signals: list[SignalResult], new_labels: list[str]) -> str:
@@ -165,7 +160,8 @@ def prepare_comparison(ref: pd.DataFrame, cur: pd.DataFrame, champion: ChampionV
     """Descriptors of both sides (OOV against the compared reference rows) and the champion's outputs.
 
     `ref` has columns text, label and optionally split (train|eval: accuracy is measured on eval rows)."""
-    ref_texts, cur_texts = ref["text"].astype(str).reset_index(drop=True), cur["text"].astype(str).reset_index(drop=True)
+    ref_texts = ref["text"].astype(str).reset_index(drop=True)
+    cur_texts = cur["text"].astype(str).reset_index(drop=True)
     frequency = document_frequency(ref_texts)
     reference_rows = Compared(ref_texts, ref["label"].astype(str).reset_index(drop=True),
                               describe(ref_texts, frequency, in_reference=True))
@@ -187,7 +183,8 @@ def judge(specs: list[sig.SignalSpec], thresholds, compared: Comparison, setting
     """Every signal's score against its threshold."""
     scores = score_all(specs, compared.reference, compared.batch, compared.reference_correct, settings)
     return [SignalResult(spec.key, spec.title, spec.kind, spec.statistic, scores[spec.key].value,
-                         thresholds.values[spec.key], fired(spec, scores[spec.key], thresholds), scores[spec.key].p_value)
+                         thresholds.values[spec.key], fired(spec, scores[spec.key], thresholds),
+                         scores[spec.key].p_value)
             for spec in specs]
 
 
@@ -275,10 +272,8 @@ def _write_report_with_fallbacks(result: DriftResult, reference: Compared, curre
 def _calibration(reference: Compared, reference_correct: np.ndarray | None, batch_size: int, n_reference: int,
                  settings: DriftSettings, cache_dir: Path | None, champion_key: str):
     """Calibrate, or reuse a calibration made for the same reference, champion, size and settings."""
-    from ratchet.drift.calibration import CALIBRATION_VERSION, ThresholdModel
-
-    key = fingerprint(CALIBRATION_VERSION, settings.model_dump(), batch_size, n_reference, champion_key, reference.with_model,
-                      reference_correct is not None, reference.texts.tolist(),
+    key = fingerprint(CALIBRATION_VERSION, settings.model_dump(), batch_size, n_reference, champion_key,
+                      reference.with_model, reference_correct is not None, reference.texts.tolist(),
                       reference.labels.tolist())
     cached = cache_dir / f"calibration-{key}.json" if cache_dir else None
     if cached is not None and cached.exists():

@@ -184,7 +184,8 @@ def write_index(folder: Path) -> Path:
     rows.sort(key=lambda r: r[0], reverse=True)
     lines = ["<!doctype html><html><head><meta charset='utf-8'><title>ratchet drift reports</title>", STYLE,
              "</head><body><section class='ratchet'><h1>ratchet drift reports</h1>",
-             "<table id='ratchet-index'><tr><th>checked (UTC)</th><th>file</th><th>batch</th><th>rows</th><th>verdict</th>"
+             "<table id='ratchet-index'><tr><th>checked (UTC)</th><th>file</th><th>batch</th><th>rows</th>"
+             "<th>verdict</th>"
              "<th>champion accuracy (batch / reference)</th><th>first reason</th></tr>"]
     for when, p in rows:
         champion = p.get("champion") or {}
