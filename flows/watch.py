@@ -82,14 +82,18 @@ def _process(project: str, arrival: lifecycle.Arrival) -> None:
     if not validate(project, arrival).ok:
         return
     drift = check_drift(project, arrival)
-    create_link_artifact(key=f"drift-{arrival.batch_id}", link=Path(drift.report).resolve().as_uri(),
-                         link_text=f"drift report of {arrival.file}: {drift.severity}",
-                         description=f"ratchet: the reviewer's drift report of {arrival.file}")
+    _link_drift_report(arrival.batch_id, drift.report, arrival.file, drift.severity)
     if accept(project, arrival, drift).ok:
         outcome = train_pending(project)
         if outcome is not None:
             get_run_logger().info("%s: %s", arrival.file,
                                   "promoted" if outcome.passed else f"rejected: {outcome.reason}")
+
+
+def _link_drift_report(batch_id: str, html_path: str, file: str, severity: str) -> None:
+    create_link_artifact(key=f"drift-{batch_id}", link=Path(html_path).resolve().as_uri(),
+                         link_text=f"drift report of {file}: {severity}",
+                         description=f"ratchet: the reviewer's drift report of {file}")
 
 
 @flow(name="ratchet-report")
@@ -103,9 +107,7 @@ def report(project: str = ".") -> list[dict]:
         except BatchReadError as error:
             rows.append({"file": path.name, "severity": "invalid", "reasons": [str(error)], "report": ""})
             continue
-        create_link_artifact(key=f"drift-{result.batch_id}", link=Path(result.html_path).resolve().as_uri(),
-                             link_text=f"drift report of {path.name}: {result.severity}",
-                             description=f"ratchet: the reviewer's drift report of {path.name}")
+        _link_drift_report(result.batch_id, result.html_path, path.name, result.severity)
         rows.append({"file": path.name, "batch_id": result.batch_id, "severity": result.severity,
                      "reasons": result.reasons, "report": result.html_path})
     return rows

@@ -64,6 +64,12 @@ def load_tokenizer(settings: ModelSettings):
     return AutoTokenizer.from_pretrained(resolve_base_model(settings.base), local_files_only=True)
 
 
+def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The mean of each sequence's token vectors, padding left out (sentence-embedding pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
+    return (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
 class MaskedMeanPooler(torch.nn.Module):
     """Stands in for BERT's pooler: the mean of the token vectors, padding left out.
 
@@ -78,8 +84,7 @@ class MaskedMeanPooler(torch.nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self.mask is None or self.mask.shape[:2] != hidden_states.shape[:2]:
             return hidden_states.mean(dim=1)
-        mask = self.mask.unsqueeze(-1).to(hidden_states.dtype)
-        return (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return masked_mean(hidden_states, self.mask)
 
 
 def use_mean_pooling(model: torch.nn.Module) -> torch.nn.Module:
@@ -190,40 +195,35 @@ class Classifier:
     labels: list[str]
     max_length: int
 
-    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Class probabilities, batched by similar lengths so padding stays small."""
+    def _batches(self, texts: list[str], batch_size: int):
+        """(positions, tokenised batch) in length order, so padding stays small; no gradients."""
         self.model.eval()
         device = next(self.model.parameters()).device
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
-                enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
-                                     padding=True, return_tensors="pt").to(device)
-                logits = self.model(**enc).logits
-                out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+                yield idx, self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                                          padding=True, return_tensors="pt").to(device)
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities, in input order."""
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for idx, enc in self._batches(texts, batch_size):
+            out[idx] = torch.softmax(self.model(**enc).logits.float(), dim=-1).cpu().numpy()
         return out
 
     def embed_and_predict(self, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, list[str]]:
         """Mean-pooled last-layer encoder embeddings (the model's own view of each text) and labels."""
-        self.model.eval()
-        device = next(self.model.parameters()).device
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         embeddings: np.ndarray | None = None
         predicted = np.zeros(len(texts), dtype=np.int64)
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
-                                     padding=True, return_tensors="pt").to(device)
-                output = self.model(**enc, output_hidden_states=True)
-                mask = enc["attention_mask"].unsqueeze(-1).to(output.hidden_states[-1].dtype)
-                pooled = (output.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1)
-                if embeddings is None:
-                    embeddings = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
-                embeddings[idx] = pooled.float().cpu().numpy()
-                predicted[idx] = output.logits.argmax(-1).cpu().numpy()
+        for idx, enc in self._batches(texts, batch_size):
+            output = self.model(**enc, output_hidden_states=True)
+            pooled = masked_mean(output.hidden_states[-1], enc["attention_mask"])
+            if embeddings is None:
+                embeddings = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
+            embeddings[idx] = pooled.float().cpu().numpy()
+            predicted[idx] = output.logits.argmax(-1).cpu().numpy()
         if embeddings is None:
             embeddings = np.zeros((0, 0), dtype=np.float32)
         return embeddings, [self.labels[i] for i in predicted]

@@ -31,10 +31,15 @@ def test_cases_shift_what_they_say(worlds):
     assert set(sentiment.cases["domain_change"](100, rng)["label"]) <= {"positive", "negative"}
 
 
-def test_evidently_default_uses_its_size_rule(worlds):
+def test_evidently_default_flags_another_corpus_and_not_its_own_rows(worlds):
+    rng = np.random.default_rng(1)
     reference = worlds["topics"].reference["text"]
-    score, flagged = evidently_default_text_drift(reference, reference.iloc[:100])
-    assert 0.0 <= score <= 1.0 and isinstance(flagged, bool)
+    same_score, same_flagged = evidently_default_text_drift(reference,
+                                                            worlds["topics"].cases["no_shift"](100, rng)["text"])
+    other_score, other_flagged = evidently_default_text_drift(
+        reference, worlds["sentiment"].cases["no_shift"](100, rng)["text"])  # movie snippets vs news
+    assert other_flagged and other_score > 0.9
+    assert not same_flagged and same_score < other_score
 
 
 def test_summary_rates_and_the_matched_false_alarm_comparison():

@@ -91,6 +91,18 @@ def test_mean_pooling_leaves_padding_out(settings):
     np.testing.assert_allclose(padded[0], alone[0], atol=1e-5)
 
 
+def test_embed_and_predict_matches_predict_and_leaves_padding_out(settings):
+    model = modeling.build_trainable(settings.model_copy(update={"finetune": "full"}), LABELS, seed=0,
+                                     start_from=None)
+    classifier = modeling.Classifier(model, modeling.load_tokenizer(settings), LABELS, 32)
+    texts = ["apple cherry", "ocean sky sapphire whale river lake denim navy cobalt glacier", "grass leaf"]
+    embeddings, predicted = classifier.embed_and_predict(texts, batch_size=3)
+    assert predicted == classifier.predict(texts) and embeddings.shape == (3, model.config.hidden_size)
+    alone, _ = classifier.embed_and_predict(texts[:1], batch_size=1)  # unpadded this time
+    np.testing.assert_allclose(embeddings[0], alone[0], atol=1e-5)
+    assert not np.allclose(embeddings[0], embeddings[2])
+
+
 def test_pooling_change_is_refused(settings, tmp_path):
     model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
     modeling.save_model(model, tmp_path / "m", settings, LABELS, extra={})

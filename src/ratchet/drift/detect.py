@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import time
@@ -122,10 +123,9 @@ def _champion_outputs(champion: ChampionView, texts: pd.Series, cache: Path | No
     embeddings, predictions = champion.embed_and_predict(texts.tolist())
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with open(cache.with_suffix(".tmp.npz"), "wb") as handle:
-            np.savez(handle, embeddings=embeddings, predictions=np.asarray(predictions, dtype=str))
-        cache.with_suffix(".tmp.npz").replace(cache)
+        buffer = io.BytesIO()
+        np.savez(buffer, embeddings=embeddings, predictions=np.asarray(predictions, dtype=str))
+        atomic.write_bytes(cache, buffer.getvalue())
     return embeddings, pd.Series(predictions, dtype=str)
 
 
