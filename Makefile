@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PREFECT_LOGGING_EXTRA_LOGGERS := ratchet
 
-.PHONY: help install demo test clean-demo lock
+.PHONY: help install demo test serve clean-demo lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ demo: $(STAMP)  ## run the BBC News demo end to end (about 10 minutes on 2 CPU c
 
 test: $(STAMP)  ## run the test suite (unit + integration with a tiny random BERT)
 	$(BIN)/python -m pytest
+
+serve: $(STAMP)  ## local Prefect server on 127.0.0.1:4200, pools cpu/gpu, deployments, workers (Ctrl-C stops)
+	$(BIN)/ratchet serve --project .
 
 clean-demo: $(STAMP)  ## set the demo's state aside in .ratchet-previous/ (nothing is deleted)
 	$(BIN)/python -c "from ratchet.demo import set_aside_previous_run; from ratchet.paths import ProjectPaths; print(set_aside_previous_run(ProjectPaths.at('.')))"

@@ -55,6 +55,43 @@ def run(project: ProjectOption = Path(".")) -> None:
 
 
 @app.command()
+def serve(project: ProjectOption = Path("."),
+          host: Annotated[str, typer.Option(help="Address the Prefect server listens on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port of the Prefect server.")] = 4200,
+          pools: Annotated[str, typer.Option(help="Work pools to start a worker for, comma-separated.")] = "cpu,gpu",
+          ) -> None:
+    """A local Prefect server, the cpu/gpu work pools, the deployments and their workers (Ctrl-C stops)."""
+    _setup()
+    from flows.serve import ServeError, serve as serve_stack
+
+    try:
+        serve_stack(project, host, port, tuple(p for p in pools.split(",") if p), ready=console.print)
+    except ServeError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def deploy(project: ProjectOption = Path("."),
+           api_url: Annotated[str, typer.Option(envvar="PREFECT_API_URL", help="The Prefect API to deploy to.")] = "",
+           ) -> None:
+    """Create the work pools, the training limit and prefect.yaml's deployments on a Prefect server."""
+    _setup()
+    from flows.serve import ServeError, deploy as deploy_all
+
+    if not api_url:
+        console.print("[red]error:[/] no Prefect API: set PREFECT_API_URL or pass --api-url "
+                      "(`ratchet serve` starts a local server and deploys for you)")
+        raise typer.Exit(2)
+    try:
+        names = deploy_all(project, api_url)
+    except ServeError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    console.print("deployed: " + ", ".join(names))
+
+
+@app.command()
 def init(reference: Annotated[Path, typer.Argument(help="Labeled reference file (CSV, Parquet or JSONL).")],
          project: ProjectOption = Path(".")) -> None:
     """Start a project on your own data: validate the reference set (task 0) and track it in data/."""

@@ -150,6 +150,9 @@ class PrepareSettings(_Section):
 
 
 class TrainSettings(_Section):
+    # processes > 1: the train stage runs under torchrun as that many DDP workers on this machine
+    # (one per GPU, or gloo on CPU); the global batch stays `batch_size`, split across them.
+    processes: int = Field(1, ge=1)
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0)
@@ -195,6 +198,24 @@ class FeedbackSettings(_Section):
     learning_rate_factor: float = Field(0.5, gt=0.0, le=1.0)  # learning rate times this
 
 
+class OrchestrationSettings(_Section):
+    """How the Prefect deployments run (docs/deploy.md); the embedded default needs none of it."""
+
+    watch_cron: str = "*/15 * * * *"   # ratchet-watch's schedule, deployed by `ratchet deploy` / `make serve`
+    incoming_url: str = ""             # fsspec URL (s3://bucket/prefix, file:///path) fetched into incoming/
+    train_pool: str = ""               # "": train inline; a pool name: run_deployment ratchet-train on it
+    training_limit: str = "ratchet-training"  # Prefect global concurrency limit: one training at a time
+    io_retries: int = Field(3, ge=0)   # retries of tasks that talk to storage or the tracking server
+    io_retry_delay_s: float = Field(2.0, ge=0.0)  # first retry delay; doubles each retry
+
+    @field_validator("watch_cron")
+    @classmethod
+    def _five_fields(cls, cron: str) -> str:
+        if len(cron.split()) != 5:
+            raise ValueError(f"{cron!r} is not a five-field cron expression (minute hour day month weekday)")
+        return cron
+
+
 class Settings(_Section):
     project: ProjectSettings = ProjectSettings()
     data: DataSettings
@@ -208,6 +229,7 @@ class Settings(_Section):
     evaluate: EvaluateSettings = EvaluateSettings()
     gate: GateSettings = GateSettings()
     feedback: FeedbackSettings = FeedbackSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
 
     def for_attempt(self, attempt: int) -> "Settings":
         """The settings of retry number `attempt` (0: params.yaml as written): stronger retention."""

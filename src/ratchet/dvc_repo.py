@@ -82,3 +82,22 @@ def file_md5(path: Path) -> str:
 
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "md5").hexdigest()
+
+
+def default_remote(root: Path) -> str | None:
+    """The name of the project's default DVC remote (`dvc remote add -d`), or None."""
+    try:
+        name = run_dvc(root, "config", "core.remote", capture=True).strip()
+    except DvcError:  # the key is unset: no default remote
+        return None
+    return name or None
+
+
+def push(root: Path, target: str = "data") -> bool:
+    """`dvc push` the tracked data to the default remote; False (nothing done) without one."""
+    remote = default_remote(root)
+    if remote is None:
+        return False
+    run_dvc(root, "push", "--quiet", target, capture=True)
+    log.info("dvc: pushed %s to remote %s", target, remote)
+    return True

@@ -22,7 +22,7 @@ from ratchet import atomic, dvc_repo, modeling, registry, store
 from ratchet.batches import TERMINAL_STATES, BatchReadError, Ledger, content_hash, normalise, read_raw
 from ratchet.config import Settings, attempt_file_text, load_settings
 from ratchet.gate import GateResult, decide
-from ratchet.locking import champion_lock
+from ratchet.locking import champion_lock, training_lock
 from ratchet.paths import ProjectPaths
 from ratchet.policy import should_train
 
@@ -123,6 +123,15 @@ def receive(root: str, file: str) -> Arrival:
     return Arrival(arrival, batch_id, source.name, str(source), "received")
 
 
+def fetch_remote(root: str) -> list[str]:
+    """Copy new files from `orchestration.incoming_url` (an fsspec URL) into incoming/."""
+    from ratchet.remote_incoming import fetch_incoming
+
+    paths, settings = _project(root)
+    url = settings.orchestration.incoming_url
+    return fetch_incoming(paths, url) if url else []
+
+
 # --- step 2: validate (Great Expectations) -------------------------------------------------------
 
 def validate(root: str, arrival: Arrival) -> StepResult:
@@ -149,7 +158,9 @@ def check_drift(root: str, arrival: Arrival) -> DriftVerdict:
     and a drift run in MLflow."""
     paths, settings = _project(root)
     result = drift_report(root, arrival.path)
-    registry.log_drift(paths, settings, result)
+    # the same batch judged against the same champion and settings is one MLflow run, retries included
+    key = hashlib.sha256(f"drift:{arrival.arrival}:{_sha256(Path(result.json_path))}".encode()).hexdigest()[:32]
+    registry.log_drift(paths, settings, result, key=key)
     reason = "; ".join(result.reasons) if result.drifted else "no drift against the reference"
     return DriftVerdict(result.severity, reason, result.html_path)
 
@@ -264,18 +275,28 @@ def max_attempts(root: str) -> int:
     return _project(root)[1].feedback.max_attempts
 
 
-def run_pipeline(root: str, attempt: int = 0) -> StepResult:
+def pending_batches(root: str) -> list[str]:
+    paths, _ = _project(root)
+    return store.batches_with_status(paths, "pending")
+
+
+def run_pipeline(root: str, attempt: int = 0, batch_ids: list[str] | None = None) -> StepResult:
     """`dvc repro`: prepare -> train -> evaluate -> gate over every pending batch.
 
     `attempt` > 0 is a retry of the feedback loop: attempt.yaml (a DVC params file) tells the
     stages to strengthen retention, so DVC retrains and dvc.lock records which attempt it was.
+    `batch_ids` names the pending batches the caller means (an orchestrator's cache key); the
+    batches pending when the lock is taken are the ones trained. One training at a time per project.
     """
     paths, _ = _project(root)
-    pending = store.batches_with_status(paths, "pending")
-    if not pending:
-        return StepResult(False, "no pending batch to train on")
-    atomic.write_text(paths.attempt, attempt_file_text(attempt))
-    dvc_repo.repro(paths.root)
+    with training_lock(paths):
+        pending = store.batches_with_status(paths, "pending")
+        if not pending:
+            return StepResult(False, "no pending batch to train on")
+        if batch_ids is not None and sorted(batch_ids) != sorted(pending):
+            log.warning("training the batches pending now (%s), not %s", pending, batch_ids)
+        atomic.write_text(paths.attempt, attempt_file_text(attempt))
+        dvc_repo.repro(paths.root)
     gate = atomic.read_json(paths.gate_result)
     return StepResult(bool(gate["passed"]), gate["summary"],
                       {"batch_ids": pending, "attempt": attempt, "forgetting": bool(gate.get("forgetting"))})
@@ -349,9 +370,12 @@ def register(root: str, training: StepResult) -> TrainingOutcome:
             "ratchet.attempt": str(attempt),
             "ratchet.strategy": strategy_label(effective)}
     metrics = _attempt_metrics(evaluation, gate)
+    # the same training (batches, attempt, pipeline outputs) registers once, however often retried
+    key = hashlib.sha256(json.dumps([batch_ids, attempt, tags["ratchet.dvc_lock_sha256"],
+                                     _sha256(paths.gate_result)]).encode()).hexdigest()[:32]
     record = registry.log_attempt(paths, settings, registry.Attempt(
         run_name=f"attempt-{'+'.join(batch_ids)}", batch_ids=batch_ids, params=params, metrics=metrics,
-        tags=tags, artifacts=evidence, inputs=inputs), paths.candidate)
+        tags=tags, artifacts=evidence, inputs=inputs, key=key), paths.candidate)
     # what data/champion/ would hold with this version: kept for promotion now, `ratchet promote` later
     registry.log_champion_manifest(paths, settings, record.run_id,
                                    _champion_manifest(paths, evaluation, record.version, record.run_id, batch_ids))
@@ -519,6 +543,56 @@ def _batch_metrics(outcome: TrainingOutcome, batch_id: str) -> dict[str, float]:
     return {short: round(outcome.metrics[key], 4) for key, short in keys.items() if key in outcome.metrics}
 
 
+def push_data(root: str) -> bool:
+    """`dvc push` to the project's default DVC remote, when it has one (False otherwise)."""
+    paths, _ = _project(root)
+    return dvc_repo.push(paths.root)
+
+
+# --- recovery: the ledger decides where a batch stands -------------------------------------------
+
+def reconcile(root: str) -> list[str]:
+    """Finish the bookkeeping of arrivals a killed run left half done; returns what was fixed.
+
+    A worker killed hard leaves its Prefect flow run `Running`, so ratchet does not ask Prefect:
+    every arrival still `received` is checked against the project itself. Its file still waiting
+    in incoming/ is simply processed again; otherwise it was either quarantined (reason.json
+    written, the ledger not yet) or accepted into data/ (the file archived, the ledger not yet).
+    Accepted batches go through the training policy again; arrivals already `accepted` are trained
+    by the flow's unfinished-training step.
+    """
+    paths, settings = _project(root)
+    ledger = Ledger(paths.ledger)
+    catalog = {e.batch_id for e in store.read_catalog(paths)}
+    fixed = []
+    for entry in ledger.current():
+        if entry.state != "received" or (paths.incoming / entry.file).exists():
+            continue
+        reason_file = paths.quarantine / entry.batch_id / "reason.json"
+        if reason_file.exists():
+            reason = str(atomic.read_json(reason_file).get("reason", "failed validation"))
+            ledger.record(entry.arrival, entry.batch_id, entry.file, "quarantined", reason, entry.metrics,
+                          entry.details)
+            fixed.append(f"{entry.file}: quarantined (recorded after an interrupted run)")
+        elif entry.batch_id in catalog:
+            drift_json = paths.drift_reports / f"{entry.batch_id}.json"
+            severity = atomic.read_json(drift_json).get("severity", "none") if drift_json.exists() else "none"
+            archived = paths.archive / entry.batch_id / entry.file
+            arrival = Arrival(entry.arrival, entry.batch_id, entry.file, str(archived), "received")
+            result = accept(root, arrival, DriftVerdict(severity, "recorded before an interrupted run",
+                                                        str(paths.drift_reports / f"{entry.batch_id}.html")))
+            fixed.append(f"{entry.file}: {'accepted' if result.ok else 'accumulated'} "
+                         "(accepted into data/ before an interrupted run)")
+        else:
+            ledger.record(entry.arrival, entry.batch_id, entry.file, "failed",
+                          f"{entry.file} left incoming/ during an interrupted run and is neither in data/ nor "
+                          "in quarantine/: drop it into incoming/ again", entry.metrics, entry.details)
+            fixed.append(f"{entry.file}: lost during an interrupted run (marked failed)")
+    for line in fixed:
+        log.warning("reconcile: %s", line)
+    return fixed
+
+
 # --- the first champion --------------------------------------------------------------------------
 
 def has_unfinished_training(root: str) -> bool:
@@ -553,3 +627,13 @@ def read_reference_file(root: str, file: Path) -> tuple[Settings, pd.DataFrame, 
 def summary_rows(root: str) -> list[dict]:
     paths, _ = _project(root)
     return [asdict(e) for e in Ledger(paths.ledger).current()]
+
+
+def results_dir(root: str) -> Path:
+    """Where an orchestrator may persist step results of this project (JSON)."""
+    return ProjectPaths.at(root).prefect_results
+
+
+def orchestration(root: str):
+    """The project's orchestration settings (deployments, retries, the training pool)."""
+    return _project(root)[1].orchestration

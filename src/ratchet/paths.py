@@ -161,6 +161,16 @@ class ProjectPaths:
         return self.root / ".ratchet-cache" / "drift"
 
     @property
+    def fetched_manifest(self) -> Path:
+        """Which remote files (orchestration.incoming_url) were already copied into incoming/."""
+        return self.root / ".ratchet-cache" / "fetched.json"
+
+    @property
+    def prefect_results(self) -> Path:
+        """Prefect task results (JSON only), so a re-run flow run resumes after its last finished task."""
+        return self.root / ".ratchet-cache" / "prefect-results"
+
+    @property
     def validation_reports(self) -> Path:
         return self.root / "reports" / "validation"
 

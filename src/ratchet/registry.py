@@ -47,6 +47,10 @@ class Attempt:
     tags: dict[str, str]
     artifacts: list[Path]
     inputs: list[DatasetInput] = field(default_factory=list)
+    key: str = ""  # idempotency key: logging the same attempt again returns the first record
+
+
+KEY_TAG = "ratchet.idempotency_key"
 
 
 @dataclass(frozen=True)
@@ -79,16 +83,27 @@ def _connect(paths: ProjectPaths, settings: Settings):
 
 
 def log_attempt(paths: ProjectPaths, settings: Settings, attempt: Attempt, candidate_dir: Path) -> AttemptRecord:
-    """Log one training attempt as a run and register its candidate as a new model version."""
+    """Log one training attempt as a run and register its candidate as a new model version.
+
+    Safe to retry (a tracking server that failed mid-way): with `attempt.key`, an earlier run of the
+    same key that got its model version is returned as is; one that did not is marked FAILED.
+    """
     mlflow = _connect(paths, settings)
     from ratchet import pyfunc_model
 
-    with warnings.catch_warnings(), mlflow.start_run(run_name=attempt.run_name) as run:
+    if attempt.key:
+        done = _finished_attempt(mlflow.MlflowClient(), settings, attempt.key)
+        if done is not None:
+            log.info("registry: attempt %s was logged already (run %s, v%s)", attempt.key, done.run_id, done.version)
+            _tag_version(mlflow.MlflowClient(), settings, done.version, attempt)
+            return done
+    tags = {**attempt.tags, **({KEY_TAG: attempt.key} if attempt.key else {})}
+    with warnings.catch_warnings(), mlflow.start_run(run_name=attempt.run_name, tags=tags) as run:
         # MLflow warns that a local path could be two kinds of dataset source, and that the pyfunc
         # has no type hints (ratchet validates inputs itself); neither needs the user's attention.
         warnings.filterwarnings("ignore", message=".*dataset source can be interpreted.*")
         warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
-        mlflow.set_tags({**attempt.tags, "ratchet.batches": ",".join(attempt.batch_ids)})
+        mlflow.set_tag("ratchet.batches", ",".join(attempt.batch_ids))
         mlflow.log_params({k: str(v)[:500] for k, v in attempt.params.items()})
         mlflow.log_metrics(attempt.metrics)
         for artifact in attempt.artifacts:
@@ -103,23 +118,46 @@ def log_attempt(paths: ProjectPaths, settings: Settings, attempt: Attempt, candi
             name="model", python_model=pyfunc_model.__file__, artifacts={"model": str(candidate_dir)},
             pip_requirements=SERVING_REQUIREMENTS, registered_model_name=settings.project.registered_model)
     version = str(info.registered_model_version)
-    client = mlflow.MlflowClient()
-    for key, value in attempt.tags.items():
-        client.set_model_version_tag(settings.project.registered_model, version, key, value)
-    client.set_model_version_tag(settings.project.registered_model, version, "ratchet.batches",
-                                 ",".join(attempt.batch_ids))
+    _tag_version(mlflow.MlflowClient(), settings, version, attempt)
     log.info("registry: run %s logged, candidate registered as %s v%s", run.info.run_id,
              settings.project.registered_model, version)
     return AttemptRecord(run_id=run.info.run_id, version=version)
 
 
-def log_drift(paths: ProjectPaths, settings: Settings, result) -> str:
+def _tag_version(client, settings: Settings, version: str, attempt: Attempt) -> None:
+    for key, value in {**attempt.tags, "ratchet.batches": ",".join(attempt.batch_ids)}.items():
+        client.set_model_version_tag(settings.project.registered_model, version, key, value)
+
+
+def _finished_attempt(client, settings: Settings, key: str) -> AttemptRecord | None:
+    experiment = client.get_experiment_by_name(settings.project.experiment)
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'")
+    for run in runs:
+        versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+        if versions and run.info.status == "FINISHED":
+            return AttemptRecord(run_id=run.info.run_id, version=str(versions[0].version))
+        if run.info.status in ("RUNNING", "FINISHED"):  # half logged: not the record of this attempt
+            client.set_terminated(run.info.run_id, status="FAILED")
+    return None
+
+
+def log_drift(paths: ProjectPaths, settings: Settings, result, key: str = "") -> str:
     """One MLflow run per drift check (tag ratchet.kind=drift): every signal's score, the verdict,
-    and the reviewer's report, whether or not the batch is ever trained on."""
+    and the reviewer's report, whether or not the batch is ever trained on.
+
+    With `key`, a retry after a finished run of the same key returns that run's id.
+    """
     import math
 
     mlflow = _connect(paths, settings)
-    with mlflow.start_run(run_name=f"drift {result.batch_id}") as run:
+    client = mlflow.MlflowClient()
+    if key:
+        experiment = client.get_experiment_by_name(settings.project.experiment)
+        for run in client.search_runs([experiment.experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'"):
+            if run.info.status == "FINISHED":
+                return run.info.run_id
+            client.set_terminated(run.info.run_id, status="FAILED")
+    with mlflow.start_run(run_name=f"drift {result.batch_id}", tags={KEY_TAG: key} if key else None) as run:
         mlflow.set_tags({"ratchet.kind": "drift", "ratchet.batch": result.batch_id,
                          "ratchet.drift.severity": result.severity,
                          "ratchet.drift.reasons": "; ".join(result.reasons)[:5000] or "none"})
