@@ -49,6 +49,8 @@ def _encode(value: Any) -> Any:
         return [_encode(v) for v in value]
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, BaseException):  # a failed task's state: kept as text, never re-raised by type
+        return {"__error__": type(value).__name__, "message": str(value)}
     raise TypeError(f"a ratchet task returned {type(value).__name__}, which its JSON results cannot hold")
 
 
@@ -59,6 +61,8 @@ def _decode(value: Any) -> Any:
             if cls is None:
                 raise UnsafeResult(f"persisted result names an unknown type {value['__step__']!r}")
             return cls(**{k: _decode(v) for k, v in value["data"].items()})
+        if "__error__" in value:
+            return RuntimeError(f"{value['__error__']}: {value['message']}")
         return {k: _decode(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_decode(v) for v in value]
@@ -96,7 +100,8 @@ class StepResultStorage(LocalFileSystem):
     async def aread_path(self, path: str) -> bytes:
         return self._only_ours(await super().aread_path(path), path)
 
-    def read_path(self, path: str) -> bytes:  # type: ignore[override]
+    def read_path(self, path: str, _sync: bool | None = None) -> bytes:  # type: ignore[override]
+        # Prefect calls the sync form with _sync=True (prefect/_internal/compatibility/blocks.py)
         return self._only_ours(self._resolve_path(path).read_bytes(), path)
 
 

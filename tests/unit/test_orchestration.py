@@ -1,0 +1,68 @@
+"""Prefect glue: JSON-only step results, the store that refuses anything else, retry classification."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from flows.orchestration import StepJSONSerializer, StepResultStorage, UnsafeResult, transient
+from ratchet import lifecycle
+
+
+def test_step_results_round_trip_as_plain_json():
+    outcome = lifecycle.TrainingOutcome(batch_ids=["b-1"], passed=False, reason="old split dropped",
+                                        version="3", run_id="abc", metrics={"bwt": -0.01}, attempt=1,
+                                        forgetting=True, earlier_attempts=[{"attempt": 0, "version": "2"}])
+    serializer = StepJSONSerializer()
+    blob = serializer.dumps([outcome, lifecycle.Arrival(1, "b-1", "a.csv", "/x/a.csv", "received"), None])
+    assert json.loads(blob)[0]["__step__"] == "TrainingOutcome"
+    assert serializer.loads(blob) == [outcome, lifecycle.Arrival(1, "b-1", "a.csv", "/x/a.csv", "received"), None]
+    error = serializer.loads(serializer.dumps(ValueError("bad value")))
+    assert isinstance(error, RuntimeError) and str(error) == "ValueError: bad value"
+
+
+def test_results_name_only_ratchet_step_types():
+    with pytest.raises(UnsafeResult, match="unknown type 'Popen'"):
+        StepJSONSerializer().loads(b'{"__step__": "Popen", "data": {"args": "rm -rf /"}}')
+    with pytest.raises(TypeError, match="cannot hold"):
+        StepJSONSerializer().dumps(object())
+
+
+def test_the_result_store_refuses_records_of_other_serializers(tmp_path):
+    storage = StepResultStorage(basepath=str(tmp_path))
+    ours = {"metadata": {"serializer": {"type": "ratchet-json"}}, "result": "6"}
+    (tmp_path / "good").write_text(json.dumps(ours))
+    assert json.loads(storage.read_path("good", _sync=True)) == ours
+    pickled = {"metadata": {"serializer": {"type": "pickle", "picklelib": "cloudpickle"}}, "result": "gAR..."}
+    (tmp_path / "evil").write_text(json.dumps(pickled))
+    with pytest.raises(UnsafeResult, match="serializer 'pickle'"):
+        storage.read_path("evil", _sync=True)
+    (tmp_path / "junk").write_bytes(b"\x80\x04junk")
+    with pytest.raises(UnsafeResult, match="not a ratchet result record"):
+        storage.read_path("junk", _sync=True)
+
+
+class _State:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def result(self):
+        raise self.error
+
+
+class _Task:
+    name = "register (MLflow)"
+
+
+@pytest.mark.parametrize("error, retried", [
+    (ConnectionError("reset by peer"), True),
+    (TimeoutError("read timed out"), True),
+    (sqlite3.OperationalError("database is locked"), True),
+    (FileNotFoundError("s3://bucket/x.csv"), True),
+    (ValueError("label column empty"), False),
+    (RuntimeError("CUDA out of memory"), False),
+])
+def test_only_transient_failures_are_retried(error, retried):
+    assert transient(_Task(), None, _State(error)) is retried
