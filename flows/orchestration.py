@@ -18,7 +18,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 from prefect.filesystems import LocalFileSystem
 from prefect.serializers import Serializer
 from prefect.tasks import Task, exponential_backoff
@@ -150,9 +150,10 @@ def result_storage(project: str) -> StepResultStorage:
     return storage
 
 
-def step_options(project: str, io: OrchestrationSettings | None = None) -> dict:
-    """Options for a task of `project`: resumable JSON results; with `io`, retries with backoff."""
-    options: dict = {"persist_result": True, "cache_policy": RESUMABLE,
+def step_options(project: str, io: OrchestrationSettings | None = None, resumable: bool = True) -> dict:
+    """Options for a task of `project`: resumable JSON results (`resumable=False` for steps that are
+    idempotent and must run on every call, such as `dvc push`); with `io`, retries with backoff."""
+    options: dict = {"persist_result": True, "cache_policy": RESUMABLE if resumable else NO_CACHE,
                      "result_serializer": StepJSONSerializer(), "result_storage": result_storage(project)}
     if io is not None and io.io_retries:
         options |= {"retries": io.io_retries, "retry_condition_fn": transient,

@@ -52,9 +52,11 @@ class Steps:
                            ("release_accumulated", release_accumulated), ("run_pipeline", run_pipeline),
                            ("conclude", conclude), ("reconcile", reconcile)]:
             setattr(self, name, step.with_options(**resumable))
-        for name, step in [("check_drift", check_drift), ("register", register), ("fetch_remote", fetch_remote),
-                           ("push_data", push_data)]:
+        for name, step in [("check_drift", check_drift), ("register", register), ("fetch_remote", fetch_remote)]:
             setattr(self, name, step.with_options(**with_retries))
+        # idempotent, and called after every change of data/: never served from a result
+        self.push_data = push_data.with_options(**step_options(project, io=lifecycle.orchestration(project),
+                                                               resumable=False))
 
 
 @flow(name="ratchet-train")
