@@ -6,16 +6,35 @@ import logging
 import shutil
 
 import pandas as pd
+import torch
 
 from ratchet import atomic, modeling
 from ratchet.continual.increment import IncrementData, learn_increment
 from ratchet.stages._common import start
+from ratchet.training import distributed
 
 log = logging.getLogger("ratchet")
 
 
 def main() -> None:
     paths, settings = start("train")
+    processes = settings.train.processes
+    if processes > 1 and not distributed.under_launcher():
+        if torch.cuda.is_available() and processes > torch.cuda.device_count():
+            raise SystemExit(f"train.processes is {processes} but this machine has "
+                             f"{torch.cuda.device_count()} GPU(s): one worker per GPU")
+        raise SystemExit(distributed.relaunch(processes, "ratchet.stages.train"))
+    worker = distributed.this_worker()
+    device = distributed.join_group() if distributed.under_launcher() else modeling.pick_device()
+    if not worker.is_main:  # one voice in the log: the other workers only warn
+        logging.getLogger("ratchet").setLevel(logging.WARNING)
+    try:
+        _train(paths, settings, device, worker)
+    finally:
+        distributed.leave_group()
+
+
+def _train(paths, settings, device: torch.device, worker: distributed.Worker) -> None:
     plan = atomic.read_json(paths.plan)
     mix = pd.read_parquet(paths.training_mix)
     labels = list(settings.data.labels)
@@ -23,13 +42,15 @@ def main() -> None:
     log.info("train: %s fine-tuning from %s", settings.model.finetune,
              f"champion v{plan['champion']['version']}" if start_from else f"base model {settings.model.base}")
     model = modeling.build_trainable(settings.model, labels, settings.train.seed, start_from)
-    model.to(modeling.pick_device())
+    model.to(device)
     tokenizer = modeling.load_tokenizer(settings.model)
     data = IncrementData(new=mix[~mix["replayed"]], replay=mix[mix["replayed"]],
                          old_validation=pd.read_parquet(paths.old_validation),
                          known_labels=plan["known_labels"] if start_from else [])
     report, _ = learn_increment(model, tokenizer, data, labels, settings.continual, settings.train,
-                                settings.model.max_length)
+                                settings.model.max_length, show_progress=worker.is_main)
+    if not worker.is_main:  # every worker holds the same model: the first one writes it
+        return
     if paths.candidate.exists():
         shutil.rmtree(paths.candidate)
     modeling.save_model(model, paths.candidate, settings.model, labels, extra={
@@ -42,7 +63,7 @@ def main() -> None:
         "examples_processed": report.examples_processed, "n_new": plan["n_new"], "n_replay": plan["n_replay"],
         "replay_ratio": plan["replay_ratio"], "final_loss": round(report.final_loss, 6),
         "stopped_early": report.stopped_early, "seconds": round(report.seconds, 2),
-        "examples_per_second": round(report.examples_per_second, 2),
+        "examples_per_second": round(report.examples_per_second, 2), "processes": worker.world_size,
         "old_accuracy_trace": [{"step": s, "accuracy": a} for s, a in report.old_accuracy_trace],
     })
 

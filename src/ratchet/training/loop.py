@@ -11,6 +11,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ratchet.config import TrainSettings
+from ratchet.training import distributed
 from ratchet.training.batching import encode
 from ratchet.continual.early_stopping import OldDataMonitor
 from ratchet.continual.retention import FGM, WeightAnchor, distillation_loss
@@ -90,6 +91,15 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
             return (per_example * weights).sum() / weights.sum()
         return per_example.mean()
 
+    # Data parallel under torchrun: every worker walks the same global batches (same seed) and
+    # trains on its share; DDP averages the gradients (see distributed.shard for the scaling).
+    ddp = None
+    if distributed.in_group():
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=True)
+    net = ddp or model
+    world = torch.distributed.get_world_size() if ddp else 1
+
     model.train()
     started, step, processed, loss_value, stopped_early = time.perf_counter(), 0, 0, float("nan"), False
     with Progress(TextColumn("[bold]train[/] {task.description}"), BarColumn(),
@@ -101,22 +111,31 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
             epoch_loss, epoch_seen = 0.0, 0
             for start in range(0, len(order), settings.batch_size):
                 idx = order[start:start + settings.batch_size]
-                batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt").to(device)
-                logits = model(**batch).logits
-                loss = task_loss(logits, idx)
+                mine, share = distributed.shard(idx) if ddp else (idx, 1.0)
+                task_share = share
+                if ddp and share and objective.sample_weights is not None:
+                    weights = objective.sample_weights
+                    task_share = world * float(weights[mine].sum() / weights[idx].sum())
+                batch = tokenizer.pad({"input_ids": [encoded[i] for i in mine]}, return_tensors="pt").to(device)
+                logits = net(**batch).logits
+                loss = task_share * task_loss(logits, mine)
                 if objective.teacher_logits is not None and objective.kd_weight > 0:
-                    loss = loss + objective.kd_weight * distillation_loss(
-                        logits, objective.teacher_logits[idx], objective.kd_temperature, objective.kd_classes)
+                    loss = loss + share * objective.kd_weight * distillation_loss(
+                        logits, objective.teacher_logits[mine], objective.kd_temperature, objective.kd_classes)
                 if objective.anchor is not None:
                     loss = loss + objective.anchor.penalty(model)
                 loss.backward()
                 if fgm is not None:
-                    fgm.adversarial_step(lambda: task_loss(model(**batch).logits, idx))
+                    fgm.adversarial_step(lambda: task_share * task_loss(net(**batch).logits, mine))
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 loss_value = float(loss.detach())
+                if ddp:  # the whole batch's loss: the workers' scaled losses average to it
+                    total = loss.detach().clone()
+                    torch.distributed.all_reduce(total)
+                    loss_value = float(total) / world
                 epoch_loss += loss_value * len(idx)
                 epoch_seen += len(idx)
                 processed += len(idx)

@@ -1,0 +1,56 @@
+"""The train stage under torchrun: 2 data-parallel workers (gloo on CPU) reach what 1 process
+reaches, on a real continual increment (replay, class-balanced weights, distillation)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+from ratchet import atomic, dvc_repo
+from ratchet.batches import Ledger
+from tests.conftest import synthetic_frame
+from tests.integration.conftest import drop, make_project
+
+# Stated tolerance: the workers add the same numbers in a different order (float32), nothing more.
+LOSS_TOLERANCE = 1e-3
+ACCURACY_TOLERANCE = 0.0  # on these eval splits no prediction changes
+
+
+def _stage(root, name: str) -> None:
+    done = subprocess.run([sys.executable, "-m", f"ratchet.stages.{name}"], cwd=root, env=dvc_repo._environment(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def _train_and_evaluate(paths, processes: int) -> tuple[dict, dict]:
+    params = yaml.safe_load(paths.params.read_text())
+    params["train"]["processes"] = processes
+    paths.params.write_text(yaml.safe_dump(params, sort_keys=False))
+    _stage(paths.root, "train")
+    _stage(paths.root, "evaluate")
+    return atomic.read_json(paths.train_metrics), atomic.read_json(paths.eval_metrics)
+
+
+def test_two_ddp_workers_match_one_process(tmp_path, tiny_model_dir, prefect_harness, no_tracking_server):
+    from flows.watch import watch
+
+    # the batch waits (offline policy) so that only the stages below train on it
+    paths = make_project(tmp_path / "project", tiny_model_dir,
+                         {"policy.train_on": "min_new_examples", "policy.min_new_examples": 10_000})
+    drop(paths, "01-blue.csv", synthetic_frame({"blue": 50}, seed=1, prefix="b1"), minute=1)
+    watch(str(paths.root))
+    assert {e.file: e.state for e in Ledger(paths.ledger).current()}["01-blue.csv"] == "accumulated"
+    dvc_repo.run_dvc(paths.root, "repro", "prepare", capture=True)
+
+    single_train, single_eval = _train_and_evaluate(paths, processes=1)
+    ddp_train, ddp_eval = _train_and_evaluate(paths, processes=2)
+
+    assert single_train["processes"] == 1 and ddp_train["processes"] == 2
+    assert single_train["n_replay"] > 0, "the increment replays old rows (weighted loss, distillation)"
+    assert ddp_train["steps"] == single_train["steps"], "the global batch is split, not multiplied"
+    assert abs(ddp_train["final_loss"] - single_train["final_loss"]) <= LOSS_TOLERANCE, (single_train, ddp_train)
+    for name, split in single_eval["splits"].items():
+        other = ddp_eval["splits"][name]["candidate"]["accuracy"]
+        assert abs(other - split["candidate"]["accuracy"]) <= ACCURACY_TOLERANCE, (name, split, other)
