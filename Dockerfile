@@ -28,16 +28,14 @@ COPY pyproject.toml README.md ./
 COPY requirements/ requirements/
 COPY src/ src/
 COPY flows/ flows/
+COPY docker/ docker/
 # On Linux, PyPI's torch==2.13.0 is the CUDA build (it runs on CPU too). For a smaller CPU image,
 # pass TORCH_INDEX_URL pointing at PyTorch's CPU wheel index.
 ARG TORCH_INDEX_URL=""
-RUN python -m venv /opt/venv \
-    && if [ -n "$TORCH_INDEX_URL" ]; then \
-         /opt/venv/bin/pip install torch==2.13.0 --index-url "$TORCH_INDEX_URL"; \
-       fi \
-    && /opt/venv/bin/pip install -c requirements/constraints.txt . \
-    && /opt/venv/bin/pip install --no-deps -r requirements/data.txt
+RUN sh docker/install.sh /opt/venv "$TORCH_INDEX_URL"
 ENV PATH=/opt/venv/bin:$PATH
 
+# The worker serves RATCHET_POOL (gpu; set cpu for the CPU variant's pool) after `ratchet doctor`.
+ENV RATCHET_POOL=${VARIANT}
 WORKDIR /project
-CMD ["prefect", "worker", "start", "--pool", "gpu"]
+ENTRYPOINT ["/opt/ratchet/docker/entrypoint.sh"]

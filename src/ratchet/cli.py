@@ -92,6 +92,22 @@ def deploy(project: ProjectOption = Path("."),
 
 
 @app.command()
+def doctor(project: ProjectOption = Path("."),
+           require_gpu: Annotated[bool, typer.Option(help="Fail when torch sees no GPU.")] = False,
+           require_api: Annotated[bool, typer.Option(help="Fail when PREFECT_API_URL is unset.")] = False) -> None:
+    """Check that this machine can run the project: params, DVC, offline model, GPU, telemetry, Prefect API."""
+    configure_offline()
+    from ratchet.preflight import run_checks
+
+    checks = run_checks(project, require_gpu, require_api)
+    for check in checks:
+        console.print(f"{'[green]ok[/]  ' if check.ok else '[red]FAIL[/]'} {check.name}: {check.detail}",
+                      highlight=False)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
 def init(reference: Annotated[Path, typer.Argument(help="Labeled reference file (CSV, Parquet or JSONL).")],
          project: ProjectOption = Path(".")) -> None:
     """Start a project on your own data: validate the reference set (task 0) and track it in data/."""
