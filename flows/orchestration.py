@@ -150,6 +150,20 @@ def result_storage(project: str) -> StepResultStorage:
     return storage
 
 
+def prune_results(project: str, max_age_days: float = 30.0) -> int:
+    """Delete persisted step results older than `max_age_days` (no one resumes a month-old run)."""
+    import time
+
+    results = lifecycle.results_dir(project)
+    if not results.is_dir():
+        return 0
+    cutoff = time.time() - max_age_days * 86400
+    old = [p for p in results.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
+    for path in old:
+        path.unlink(missing_ok=True)
+    return len(old)
+
+
 def step_options(project: str, io: OrchestrationSettings | None = None, resumable: bool = True) -> dict:
     """Options for a task of `project`: resumable JSON results (`resumable=False` for steps that are
     idempotent and must run on every call, such as `dvc push`); with `io`, retries with backoff."""

@@ -79,16 +79,19 @@ def wait_healthy(api_url: str, timeout_s: float = 180.0, server: subprocess.Pope
     raise ServeError(f"the Prefect server at {api_url} was not healthy after {timeout_s:.0f}s")
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
-    # SIGINT, not SIGTERM: a Prefect worker ignored SIGTERM for over a minute (STACK-NOTES)
+def _stop(processes: list[subprocess.Popen], grace_s: float = 20.0) -> None:
+    # SIGINT, not SIGTERM: a Prefect worker ignored SIGTERM for over a minute (STACK-NOTES).
+    # All at once, then one shared grace period; whatever still runs is killed with its children.
     for process in reversed(processes):
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace_s
     for process in reversed(processes):
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def serve(project: Path, host: str = "127.0.0.1", port: int = 4200, pools: tuple[str, ...] = POOLS,

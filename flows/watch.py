@@ -18,7 +18,8 @@ from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_link_artifact, create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from flows.orchestration import project_dir, run_training_deployment, step_options, training_slot  # noqa: E402
+from flows.orchestration import (  # noqa: E402
+    project_dir, prune_results, run_training_deployment, step_options, training_slot)
 from ratchet import lifecycle  # noqa: E402
 from ratchet.batches import BatchReadError, list_incoming  # noqa: E402
 from ratchet.paths import ProjectPaths  # noqa: E402
@@ -106,6 +107,7 @@ def watch(project: str = ".") -> list[dict]:
     logger = get_run_logger()
     project = project_dir(project)
     steps = Steps(project)
+    prune_results(project)
     for line in steps.reconcile(project):
         logger.warning("reconciled: %s", line)
     if lifecycle.orchestration(project).incoming_url:

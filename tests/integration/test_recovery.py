@@ -1,10 +1,20 @@
 """Recovery: a crashed flow run resumes after its last finished task, I/O steps retry without
-registering twice, and the ledger (not Prefect's run state) reconciles half-finished batches."""
+registering twice, and the ledger (not Prefect's run state) reconciles half-finished batches.
+Beyond one machine by configuration only: MLflow against a real `mlflow server` on loopback, DVC
+pushing data/ to a remote (a local path here; S3 in production, docs/deploy.md)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -15,11 +25,44 @@ from tests.conftest import synthetic_frame
 from tests.integration.conftest import drop, make_project
 
 
+@pytest.fixture
+def mlflow_server(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "mlflow-server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", (tmp_path / "server-artifacts").as_uri()],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start:\n{(tmp_path / 'mlflow-server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield url, tmp_path / "server-artifacts"
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+
 def test_a_retried_flow_run_resumes_after_its_last_finished_task(tmp_path, tiny_model_dir, prefect_harness,
-                                                                no_tracking_server, monkeypatch):
+                                                                mlflow_server, monkeypatch):
+    """Against a real `mlflow server` on loopback and a DVC remote: the register step loses the
+    server's answer (retried by the task), then fails for good (the flow run fails and is retried)."""
     from flows.watch import watch
 
+    url, server_artifacts = mlflow_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     paths = make_project(tmp_path / "project", tiny_model_dir, {"orchestration.io_retry_delay_s": 0})
+    remote = tmp_path / "dvc-remote"
+    dvc_repo.run_dvc(paths.root, "remote", "add", "-d", "shared", str(remote), capture=True)
     drop(paths, "01-blue.csv", synthetic_frame({"blue": 40}, seed=1, prefix="b1"), minute=1)
     trainings = []
     real_repro, real_log_attempt = dvc_repo.repro, registry.log_attempt
@@ -36,21 +79,42 @@ def test_a_retried_flow_run_resumes_after_its_last_finished_task(tmp_path, tiny_
         return record
 
     monkeypatch.setattr(registry, "log_attempt", tracking_server_trouble)
-    rows = watch.with_options(retries=1, retry_delay_seconds=0)(str(paths.root))
+    rows = {r["file"]: r for r in watch.with_options(retries=1, retry_delay_seconds=0)(str(paths.root))}
 
-    assert {r["file"]: r["state"] for r in rows} == {"data/reference": "promoted", "01-blue.csv": "promoted"}
+    assert {f: r["state"] for f, r in rows.items()} == {"data/reference": "promoted", "01-blue.csv": "promoted"}
     assert len(trainings) == 2, "the retried flow run reused the finished `dvc repro` of the first champion"
-    settings = load_settings(paths.params)
-    import mlflow
-
-    uri = f"sqlite:///{paths.mlflow_db}"
-    versions = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_model_versions(
-        f"name = '{settings.project.registered_model}'")
-    assert sorted(int(v.version) for v in versions) == [1, 2], "each attempt registered once despite retries"
     records = list(paths.prefect_results.iterdir())
     assert records, "task results persisted"
     for record in records:
         assert json.loads(record.read_bytes())["metadata"]["serializer"]["type"] == "ratchet-json"
+
+    # the registry lives on the server, not in the project; each attempt registered once
+    assert not paths.mlflow_db.exists()
+    settings = load_settings(paths.params)
+    import mlflow
+
+    versions = mlflow.MlflowClient(tracking_uri=url, registry_uri=url).search_model_versions(
+        f"name = '{settings.project.registered_model}'")
+    assert sorted(int(v.version) for v in versions) == [1, 2], "each attempt registered once despite retries"
+    assert registry.champion_version(paths, settings) == rows["01-blue.csv"]["details"]["version"] == "2"
+    assert [e.to_version for e in registry.alias_history(paths, settings) if e.alias == "champion"] == ["1", "2"]
+    assert any(server_artifacts.rglob("model.safetensors")), "artifacts went through the server's store"
+    model_dir, manifest = registry.download_champion(paths, settings, "2", tmp_path / "scratch")
+    assert (model_dir / "ratchet_model.json").exists() and manifest["version"] == "2"
+
+    # every accepted batch and the new champion were pushed: a fresh checkout pulls the same data/
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("data.dvc", ".dvcignore"):
+        shutil.copy(paths.root / name, clone / name)
+    subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
+    dvc_repo.init(clone)
+    dvc_repo.run_dvc(clone, "remote", "add", "-d", "shared", str(remote), capture=True)
+    dvc_repo.run_dvc(clone, "pull", "--quiet", capture=True)
+    assert dvc_repo.tracked_md5(clone) == dvc_repo.tracked_md5(paths.root)
+    assert dvc_repo.status_clean(clone)
+    assert (clone / "data" / "champion" / "model.safetensors").read_bytes() == \
+        (paths.champion / "model.safetensors").read_bytes()
 
 
 def test_reconcile_finishes_what_an_interrupted_run_left(tmp_path, tiny_model_dir, no_tracking_server):

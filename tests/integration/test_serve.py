@@ -91,8 +91,10 @@ def test_serve_runs_watch_and_dispatches_training_to_the_gpu_pool(tmp_path, tiny
     finally:
         serve.send_signal(signal.SIGINT)
         try:
-            serve.wait(timeout=60)
+            serve.wait(timeout=90)
         except subprocess.TimeoutExpired:
             os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
+            pytest.fail(f"ratchet serve did not stop on Ctrl-C:\n{log.read_text()[-3000:]}")
     assert serve.returncode == 0, log.read_text()[-3000:]
     assert yaml.safe_load(paths.params.read_text())["orchestration"]["train_pool"] == "gpu"

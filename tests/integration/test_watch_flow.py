@@ -173,8 +173,14 @@ def test_each_batch_has_a_markdown_summary(finished_project):
     text = batch_markdown(paths, swapped["arrival"])
     assert text.startswith("# 04-swapped.parquet: **rejected**")
     assert "| **no** |" in text.split("| check |")[1].splitlines()[2], "failing checks come first"
+    assert "- validation (Great Expectations): passed" in text
+    assert "- drift verdict: **" in text
+    assert "| new_split_accuracy |" in text, "the batch's metrics table"
+    assert "**gate: rejected, " in text and text.index("**gate: rejected") < text.index("| check |")
     quarantined = next(r for r in rows if r["state"] == "quarantined")
-    assert "reason.json" in batch_markdown(paths, quarantined["arrival"])
+    quarantined_text = batch_markdown(paths, quarantined["arrival"])
+    assert "reason.json" in quarantined_text
+    assert "- validation (Great Expectations): **failed** (expect_column_to_exist" in quarantined_text
 
 
 def test_history_records_every_alias_move(finished_project):

@@ -66,3 +66,19 @@ class _Task:
 ])
 def test_only_transient_failures_are_retried(error, retried):
     assert transient(_Task(), None, _State(error)) is retried
+
+
+def test_old_step_results_are_pruned(tmp_path):
+    import os
+    import time
+
+    from flows.orchestration import prune_results
+
+    results = lifecycle.results_dir(str(tmp_path))
+    results.mkdir(parents=True)
+    (results / "fresh").write_text("{}")
+    (results / "stale").write_text("{}")
+    month_ago = time.time() - 31 * 86400
+    os.utime(results / "stale", (month_ago, month_ago))
+    assert prune_results(str(tmp_path)) == 1
+    assert [p.name for p in results.iterdir()] == ["fresh"]
