@@ -164,11 +164,12 @@ def prune_results(project: str, max_age_days: float = 30.0) -> int:
     return len(old)
 
 
-def step_options(project: str, io: OrchestrationSettings | None = None, resumable: bool = True) -> dict:
-    """Options for a task of `project`: resumable JSON results (`resumable=False` for steps that are
-    idempotent and must run on every call, such as `dvc push`); with `io`, retries with backoff."""
+def step_options(storage: StepResultStorage, io: OrchestrationSettings | None = None, resumable: bool = True) -> dict:
+    """Options for a task: JSON results in `storage`, resumable within a root flow run
+    (`resumable=False` for idempotent steps that must run on every call, such as `dvc push` or
+    reconciling the ledger); with `io`, retries with backoff on transient errors."""
     options: dict = {"persist_result": True, "cache_policy": RESUMABLE if resumable else NO_CACHE,
-                     "result_serializer": StepJSONSerializer(), "result_storage": result_storage(project)}
+                     "result_serializer": StepJSONSerializer(), "result_storage": storage}
     if io is not None and io.io_retries:
         options |= {"retries": io.io_retries, "retry_condition_fn": transient,
                     "retry_delay_seconds": exponential_backoff(backoff_factor=io.io_retry_delay_s),
@@ -192,7 +193,8 @@ def training_slot(limit_name: str):
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=limit_name, limit=1))
             except ObjectAlreadyExists:
                 pass
-    return concurrency(limit_name, occupy=1, strict=True)
+    # A training outlives many 300 s leases: a failed renewal (the API briefly away) must not kill it.
+    return concurrency(limit_name, occupy=1, strict=True, raise_on_lease_renewal_failure=False)
 
 
 def run_training_deployment(project: str, pool: str) -> str:

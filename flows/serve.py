@@ -79,6 +79,11 @@ def wait_healthy(api_url: str, timeout_s: float = 180.0, server: subprocess.Pope
     raise ServeError(f"the Prefect server at {api_url} was not healthy after {timeout_s:.0f}s")
 
 
+def _default_sigint() -> None:
+    """In each child before exec: take SIGINT as Python's KeyboardInterrupt again (see serve)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _stop(processes: list[subprocess.Popen], grace_s: float = 20.0) -> None:
     # SIGINT, not SIGTERM: a Prefect worker ignored SIGTERM for over a minute (STACK-NOTES).
     # All at once, then one shared grace period; whatever still runs is killed with its children.
@@ -110,8 +115,13 @@ def serve(project: Path, host: str = "127.0.0.1", port: int = 4200, pools: tuple
     def start(name: str, *args: str) -> None:
         log_file = (logs / f"{name}.log").open("ab")
         processes.append(subprocess.Popen([sys.executable, "-m", "prefect", *args], cwd=project, env=env,
-                                          stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True))
+                                          stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                                          preexec_fn=_default_sigint))
 
+    # Started in the background of a non-interactive shell, a process inherits SIGINT ignored:
+    # Ctrl-C (or `kill -INT`) and SIGTERM must stop the stack all the same.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         start("server", "server", "start", "--host", host, "--port", str(port))
         wait_healthy(api_url, server=processes[0])

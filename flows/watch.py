@@ -19,7 +19,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact  # 
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from flows.orchestration import (  # noqa: E402
-    project_dir, prune_results, run_training_deployment, step_options, training_slot)
+    project_dir, prune_results, result_storage, run_training_deployment, step_options, training_slot)
 from ratchet import lifecycle  # noqa: E402
 from ratchet.batches import BatchReadError, list_incoming  # noqa: E402
 from ratchet.paths import ProjectPaths  # noqa: E402
@@ -47,17 +47,16 @@ class Steps:
     within a root flow run; the I/O steps (storage, tracking server) retry with backoff."""
 
     def __init__(self, project: str) -> None:
-        resumable = step_options(project)
-        with_retries = step_options(project, io=lifecycle.orchestration(project))
+        storage, io = result_storage(project), lifecycle.orchestration(project)
         for name, step in [("receive", receive), ("validate", validate), ("accept", accept),
                            ("release_accumulated", release_accumulated), ("run_pipeline", run_pipeline),
-                           ("conclude", conclude), ("reconcile", reconcile)]:
-            setattr(self, name, step.with_options(**resumable))
+                           ("conclude", conclude)]:
+            setattr(self, name, step.with_options(**step_options(storage)))
         for name, step in [("check_drift", check_drift), ("register", register), ("fetch_remote", fetch_remote)]:
-            setattr(self, name, step.with_options(**with_retries))
-        # idempotent, and called after every change of data/: never served from a result
-        self.push_data = push_data.with_options(**step_options(project, io=lifecycle.orchestration(project),
-                                                               resumable=False))
+            setattr(self, name, step.with_options(**step_options(storage, io=io)))
+        # idempotent and reading the project as it is now: never served from an earlier result
+        self.reconcile = reconcile.with_options(**step_options(storage, resumable=False))
+        self.push_data = push_data.with_options(**step_options(storage, io=io, resumable=False))
 
 
 @flow(name="ratchet-train")
