@@ -26,6 +26,7 @@ from pydantic import Field
 
 from ratchet import lifecycle
 from ratchet.config import OrchestrationSettings
+from ratchet.paths import ProjectPaths
 
 log = logging.getLogger("ratchet")
 
@@ -129,13 +130,12 @@ def transient(task: Task, task_run, state) -> bool:
     except OSError as error:  # includes fsspec's and requests' I/O errors
         log.warning("%s: I/O failure, retrying: %s", task.name, error)
         return True
-    except Exception as error:  # noqa: BLE001 - classify by name: mlflow and requests are optional here
-        transient_names = {"MlflowException", "RestException", "RequestException", "ConnectionError"}
-        if any(cls.__name__ in transient_names for cls in type(error).__mro__):
-            message = str(error).lower()
-            if any(word in message for word in ("connect", "timeout", "temporar", "unavailable", "locked", "50")):
-                log.warning("%s: tracking server failure, retrying: %s", task.name, error)
-                return True
+    except Exception as error:  # noqa: BLE001 - MLflow's client errors: retry 5xx and lost connections
+        status = getattr(error, "get_http_status_code", lambda: 0)()
+        lost = "max retries exceeded" in str(error).lower() or "connection" in str(error).lower()
+        if type(error).__name__ in {"MlflowException", "RestException"} and (status >= 500 or lost):
+            log.warning("%s: tracking server failure, retrying: %s", task.name, error)
+            return True
         return False
     return False
 
@@ -144,7 +144,7 @@ def result_storage(project: str) -> StepResultStorage:
     """The project's result store, saved as a block (Prefect wants task result storage server-side)."""
     import hashlib
 
-    results = lifecycle.results_dir(project)
+    results = ProjectPaths.at(project).prefect_results
     storage = StepResultStorage(basepath=str(results))
     storage.save(f"ratchet-results-{hashlib.sha256(str(results).encode()).hexdigest()[:16]}", overwrite=True)
     return storage
@@ -154,7 +154,7 @@ def prune_results(project: str, max_age_days: float = 30.0) -> int:
     """Delete persisted step results older than `max_age_days` (no one resumes a month-old run)."""
     import time
 
-    results = lifecycle.results_dir(project)
+    results = ProjectPaths.at(project).prefect_results
     if not results.is_dir():
         return 0
     cutoff = time.time() - max_age_days * 86400

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from ratchet.config import load_settings
-from ratchet.offline import OFFLINE_ENVIRONMENT
+from ratchet.offline import configure_offline
 from ratchet.paths import ProjectPaths
 
 POOLS = ("cpu", "gpu")
@@ -40,7 +40,8 @@ def _prefect(*args: str, env: dict[str, str], cwd: Path, capture: bool = True) -
 
 def environment(api_url: str, project: Path) -> dict[str, str]:
     """What every process of the served stack sees: the API, the project, telemetry off."""
-    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in OFFLINE_ENVIRONMENT.items()}}
+    configure_offline()
+    env = dict(os.environ)
     env.update({"PREFECT_API_URL": api_url, "RATCHET_PROJECT_DIR": str(project),
                 "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])})
     return env

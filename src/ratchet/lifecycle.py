@@ -158,8 +158,8 @@ def check_drift(root: str, arrival: Arrival) -> DriftVerdict:
     and a drift run in MLflow."""
     paths, settings = _project(root)
     result = drift_report(root, arrival.path)
-    # the same batch judged against the same champion and settings is one MLflow run, retries included
-    key = hashlib.sha256(f"drift:{arrival.arrival}:{_sha256(Path(result.json_path))}".encode()).hexdigest()[:32]
+    # one drift run per arrival, retries included (the report's JSON holds timings: no hash of it)
+    key = hashlib.sha256(f"drift:{arrival.arrival}:{arrival.batch_id}".encode()).hexdigest()[:32]
     registry.log_drift(paths, settings, result, key=key)
     reason = "; ".join(result.reasons) if result.drifted else "no drift against the reference"
     return DriftVerdict(result.severity, reason, result.html_path)
@@ -627,11 +627,6 @@ def read_reference_file(root: str, file: Path) -> tuple[Settings, pd.DataFrame, 
 def summary_rows(root: str) -> list[dict]:
     paths, _ = _project(root)
     return [asdict(e) for e in Ledger(paths.ledger).current()]
-
-
-def results_dir(root: str) -> Path:
-    """Where an orchestrator may persist step results of this project (JSON)."""
-    return ProjectPaths.at(root).prefect_results
 
 
 def orchestration(root: str):

@@ -129,16 +129,25 @@ def _tag_version(client, settings: Settings, version: str, attempt: Attempt) -> 
         client.set_model_version_tag(settings.project.registered_model, version, key, value)
 
 
-def _finished_attempt(client, settings: Settings, key: str) -> AttemptRecord | None:
+def _completed_run(client, settings: Settings, key: str, complete=lambda run: True):
+    """The finished run logged under idempotency `key` that `complete` accepts; any other run of
+    that key was cut off half way (a lost connection, a killed worker) and is marked FAILED."""
     experiment = client.get_experiment_by_name(settings.project.experiment)
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'")
-    for run in runs:
-        versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
-        if versions and run.info.status == "FINISHED":
-            return AttemptRecord(run_id=run.info.run_id, version=str(versions[0].version))
-        if run.info.status in ("RUNNING", "FINISHED"):  # half logged: not the record of this attempt
+    for run in client.search_runs([experiment.experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'"):
+        if run.info.status == "FINISHED" and complete(run):
+            return run
+        if run.info.status != "FAILED":
             client.set_terminated(run.info.run_id, status="FAILED")
     return None
+
+
+def _finished_attempt(client, settings: Settings, key: str) -> AttemptRecord | None:
+    """An attempt counts as logged once its run finished and its model version exists."""
+    def versions(run):
+        return client.search_model_versions(f"run_id = '{run.info.run_id}'")
+
+    run = _completed_run(client, settings, key, complete=lambda r: bool(versions(r)))
+    return None if run is None else AttemptRecord(run_id=run.info.run_id, version=str(versions(run)[0].version))
 
 
 def log_drift(paths: ProjectPaths, settings: Settings, result, key: str = "") -> str:
@@ -150,13 +159,10 @@ def log_drift(paths: ProjectPaths, settings: Settings, result, key: str = "") ->
     import math
 
     mlflow = _connect(paths, settings)
-    client = mlflow.MlflowClient()
     if key:
-        experiment = client.get_experiment_by_name(settings.project.experiment)
-        for run in client.search_runs([experiment.experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'"):
-            if run.info.status == "FINISHED":
-                return run.info.run_id
-            client.set_terminated(run.info.run_id, status="FAILED")
+        done = _completed_run(mlflow.MlflowClient(), settings, key)
+        if done is not None:
+            return done.info.run_id
     with mlflow.start_run(run_name=f"drift {result.batch_id}", tags={KEY_TAG: key} if key else None) as run:
         mlflow.set_tags({"ratchet.kind": "drift", "ratchet.batch": result.batch_id,
                          "ratchet.drift.severity": result.severity,

@@ -68,13 +68,25 @@ def test_only_transient_failures_are_retried(error, retried):
     assert transient(_Task(), None, _State(error)) is retried
 
 
+def test_tracking_server_errors_are_retried_on_5xx_only():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
+
+    unavailable = MlflowException("the tracking server is busy", error_code=TEMPORARILY_UNAVAILABLE)
+    bad_request = MlflowException("metric value is not a number", error_code=INVALID_PARAMETER_VALUE)
+    assert transient(_Task(), None, _State(unavailable)) is True
+    assert transient(_Task(), None, _State(bad_request)) is False
+
+
 def test_old_step_results_are_pruned(tmp_path):
     import os
     import time
 
     from flows.orchestration import prune_results
 
-    results = lifecycle.results_dir(str(tmp_path))
+    from ratchet.paths import ProjectPaths
+
+    results = ProjectPaths.at(tmp_path).prefect_results
     results.mkdir(parents=True)
     (results / "fresh").write_text("{}")
     (results / "stale").write_text("{}")
