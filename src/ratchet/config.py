@@ -100,7 +100,7 @@ class ReplaySettings(_Section):
     selection: Literal["class_balanced", "reservoir", "none"] = "class_balanced"
     buffer_size: int = Field(1000, ge=0)        # examples the persisted buffer keeps, all classes together
     ratio: float = Field(0.1, ge=0.0)           # each old class replays this x the mean new rows per new class ...
-    min_per_old_class: int = Field(10, ge=0)    # ... but never fewer than this
+    min_per_old_class: int = Field(14, ge=0)    # ... but never fewer than this
     validation_per_class: int = Field(25, ge=0)  # buffer rows per old class held out for early stopping
     balance_classes: bool = True                # a replayed-only class weighs as much as a mean new class
 
@@ -134,6 +134,12 @@ class EarlyStoppingSettings(_Section):
     min_epochs: int = Field(1, ge=0)            # no checks before this many epochs: new classes need a start
 
 
+class BiasCorrectionSettings(_Section):
+    enabled: bool = True                        # fit an offset on new classes' logits (continual/bias_correction.py)
+    holdout_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # share of each new class held out of training for it
+    min_holdout_per_class: int = Field(5, ge=1)  # ... but at least this many rows (at most half the class)
+
+
 class ContinualSettings(_Section):
     """How an increment keeps what the champion knew: replay, distillation, regularisation, early stop."""
 
@@ -143,6 +149,7 @@ class ContinualSettings(_Section):
     early_stopping: EarlyStoppingSettings = EarlyStoppingSettings()
     fgm_epsilon: float = Field(0.0, ge=0.0)     # FGM adversarial training on embeddings; 0 = off
     align_head: bool = True                     # weight aligning of new classes' head rows after training
+    bias_correction: BiasCorrectionSettings = BiasCorrectionSettings()
 
 
 class PrepareSettings(_Section):

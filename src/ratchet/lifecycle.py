@@ -268,6 +268,8 @@ def strategy_label(settings: Settings) -> str:
         parts.append(f"fgm {c.fgm_epsilon:g}")
     if c.align_head:
         parts.append("aligned head")
+    if c.bias_correction.enabled:
+        parts.append("bias-corrected")
     return " + ".join(parts) + f" @ lr {settings.train.learning_rate:g}"
 
 

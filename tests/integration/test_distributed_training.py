@@ -49,6 +49,10 @@ def test_two_ddp_workers_match_one_process(tmp_path, tiny_model_dir, prefect_har
 
     assert single_train["processes"] == 1 and ddp_train["processes"] == 2
     assert single_train["n_replay"] > 0, "the increment replays old rows (weighted loss, distillation)"
+    # blue is new to the champion: 5 of its rows fit the bias correction, on every worker alike
+    assert single_train["held_out_new"] == ddp_train["held_out_new"] == 5
+    assert set(single_train["bias_offsets"]) == set(ddp_train["bias_offsets"]) == {"blue"}
+    assert abs(single_train["bias_offsets"]["blue"] - ddp_train["bias_offsets"]["blue"]) <= 0.05
     assert ddp_train["steps"] == single_train["steps"], "the global batch is split, not multiplied"
     assert abs(ddp_train["final_loss"] - single_train["final_loss"]) <= LOSS_TOLERANCE, (single_train, ddp_train)
     for name, split in single_eval["splits"].items():

@@ -120,10 +120,12 @@ def test_an_increment_with_every_retention_term_learns_the_new_class(tiny_model_
     data = IncrementData(new=new, replay=replay, old_validation=first.drop(replay.index),
                          known_labels=["red", "green"])
     report, mix = learn_increment(model, tokenizer, data, LABELS, settings, fast, 32, show_progress=False)
-    assert len(mix) == 50 and report.examples_processed == 400 and not report.stopped_early
+    # blue is new to the champion: 5 of its rows are held out to fit the bias correction
+    assert report.held_out_new == 5 and set(report.bias_offsets) == {"blue"}
+    assert len(mix) == 45 and report.examples_processed == 360 and not report.stopped_early
     assert len(report.old_accuracy_trace) == 9           # the champion's baseline + one check per epoch
     classifier = modeling.Classifier(model, tokenizer, LABELS, 32)
-    for frame in (new, replay):
+    for frame in (mix[~mix["replayed"]], replay):
         predicted = classifier.predict(frame["text"].tolist())
         assert sum(p == t for p, t in zip(predicted, frame["label"])) / len(frame) >= 0.9
 

@@ -41,7 +41,7 @@ log = logging.getLogger("ratchet")
 
 _OFF = {"replay": {"selection": "none", "balance_classes": False}, "distillation": {"weight": 0.0},
         "regularization": {"method": "none"}, "early_stopping": {"enabled": False},
-        "fgm_epsilon": 0.0, "align_head": False}
+        "fgm_epsilon": 0.0, "align_head": False, "bias_correction": {"enabled": False}}
 # strategy -> (changes to `continual`, changes to `model`, changes to `train`)
 STRATEGIES: dict[str, tuple[dict, dict, dict]] = {
     "naive": (_OFF, {}, {}),

@@ -9,12 +9,13 @@ the EWC/L2-SP anchor and the early-stopping baseline, so no second copy of the c
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
 
 from ratchet.config import ContinualSettings, TrainSettings
+from ratchet.continual import bias_correction
 from ratchet.continual.early_stopping import OldDataMonitor
 from ratchet.continual.retention import WeightAnchor, align_head, fisher_diagonal
 from ratchet.training.batching import batch_logits, encode
@@ -57,8 +58,10 @@ def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labe
                     continual: ContinualSettings, train: TrainSettings, max_length: int,
                     show_progress: bool = True) -> tuple[TrainReport, pd.DataFrame]:
     """Train `model` in place on the increment; returns the report and the training mix used."""
-    mix = data.training_mix(train.seed)
     label_index = {label: i for i, label in enumerate(labels)}
+    continuing = bool(data.known_labels)
+    data, held_out = _hold_out_for_bias_correction(data, continual, train.seed)
+    mix = data.training_mix(train.seed)
     unknown = sorted(set(mix["label"]) - set(label_index))
     if unknown:
         raise ValueError(f"the training mix has label(s) {unknown} that are not in data.labels {labels}")
@@ -69,7 +72,6 @@ def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labe
         weights = class_balance_weights(mix["label"].tolist(), set(data.new["label"]))
         objective.sample_weights = torch.tensor(weights, device=device)
 
-    continuing = bool(data.known_labels)
     if continuing and continual.distillation.weight > 0:
         objective.teacher_logits = batch_logits(model, tokenizer, encode(tokenizer, mix["text"].tolist(), max_length))
         objective.kd_weight = continual.distillation.weight
@@ -91,7 +93,42 @@ def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labe
         if factor is not None:
             log.info("train: aligned the head rows of %d new class(es) to the old ones (x%.3f)",
                      len(new_classes), factor)
+    if not held_out.empty:
+        report = replace(report, held_out_new=len(held_out),
+                         bias_offsets=_correct_bias(model, tokenizer, data.old_validation, held_out,
+                                                   label_index, max_length))
     return report, mix
+
+
+def _hold_out_for_bias_correction(data: IncrementData, continual: ContinualSettings,
+                                  seed: int) -> tuple[IncrementData, pd.DataFrame]:
+    """(the increment without the held-out rows, the held-out rows of the classes new to the champion)."""
+    arriving = set(data.new["label"]) - set(data.known_labels)
+    settings = continual.bias_correction
+    if not (data.known_labels and settings.enabled and arriving):
+        return data, data.new.iloc[:0]
+    if data.old_validation.empty:
+        log.info("train: no held-out buffer rows of the old classes: no bias correction this time")
+        return data, data.new.iloc[:0]
+    kept, held_out = bias_correction.hold_out_new_rows(data.new, arriving, settings.holdout_fraction,
+                                                       settings.min_holdout_per_class, seed)
+    return replace(data, new=kept), held_out
+
+
+def _correct_bias(model, tokenizer, old_validation: pd.DataFrame, held_out: pd.DataFrame,
+                  label_index: dict[str, int], max_length: int) -> dict[str, float]:
+    # only classes with held-out rows: an offset fitted without a single row of its class would
+    # just push that class down
+    new_classes = sorted({label_index[v] for v in held_out["label"]})
+    rows = pd.concat([old_validation[["text", "label"]], held_out[["text", "label"]]], ignore_index=True)
+    logits = batch_logits(model, tokenizer, encode(tokenizer, rows["text"].tolist(), max_length))
+    targets = torch.tensor([label_index[v] for v in rows["label"]], device=logits.device)
+    offsets = bias_correction.fit_offsets(logits, targets, new_classes)
+    bias_correction.shift_new_classes(model, offsets)
+    names = {i: label for label, i in label_index.items()}
+    log.info("train: bias correction on new classes' logits: %s, fitted on %d old and %d held-out new rows",
+             ", ".join(f"{names[c]} {b:+.3f}" for c, b in offsets.items()), len(old_validation), len(held_out))
+    return {names[c]: b for c, b in offsets.items()}
 
 
 def _weight_anchor(model, tokenizer, data: IncrementData, label_index: dict[str, int],

@@ -65,6 +65,9 @@ def _train(paths, settings, device: torch.device, worker: distributed.Worker) ->
         "stopped_early": report.stopped_early, "seconds": round(report.seconds, 2),
         "examples_per_second": round(report.examples_per_second, 2), "processes": worker.world_size,
         "old_accuracy_trace": [{"step": s, "accuracy": a} for s, a in report.old_accuracy_trace],
+        # bias correction: new rows held out of training, and the offset fitted per new class
+        "held_out_new": report.held_out_new,
+        "bias_offsets": {k: round(v, 4) for k, v in (report.bias_offsets or {}).items()},
     })
 
 

@@ -1,0 +1,80 @@
+"""Bias correction of new classes: the offset fit, folding it into the head, the held-out rows."""
+
+import pandas as pd
+import torch
+
+from ratchet import modeling
+from ratchet.config import ContinualSettings, LoraSettings, ModelSettings, TrainSettings
+from ratchet.continual.bias_correction import (balanced_cross_entropy, fit_offsets, hold_out_new_rows,
+                                               shift_new_classes)
+from ratchet.continual.increment import IncrementData, learn_increment
+from tests.conftest import synthetic_frame
+
+LABELS = ["red", "green", "blue"]
+
+
+def _two_class_logits(new_bias: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Old class 0 and new class 1, cleanly separated by 3 logits, the new logit raised by `new_bias`."""
+    old = torch.tensor([[3.0, 0.0 + new_bias]] * 20)
+    new = torch.tensor([[0.0, 3.0 + new_bias]] * 5)
+    return torch.cat([old, new]), torch.tensor([0] * 20 + [1] * 5)
+
+
+def test_balanced_cross_entropy_is_the_mean_of_the_per_class_means():
+    logits, targets = _two_class_logits(1.0)      # 20 old rows, 5 new ones
+    per_example = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    expected = (per_example[:20].mean() + per_example[20:].mean()) / 2
+    assert torch.isclose(balanced_cross_entropy(logits, targets), expected)
+    assert not torch.isclose(per_example.mean(), expected)   # the plain mean would favour the old class
+
+
+def test_the_offset_undoes_a_bias_toward_the_new_class_and_is_zero_without_one():
+    logits, targets = _two_class_logits(0.0)
+    assert abs(fit_offsets(logits, targets, new_classes=[1])[1]) < 1e-6
+    biased, targets = _two_class_logits(2.0)
+    assert abs(fit_offsets(biased, targets, new_classes=[1])[1] + 2.0) < 1e-6
+
+
+def test_each_new_class_gets_its_own_offset():
+    """Old class 0; new class 1 biased by +2 and new class 2 unbiased: only class 1 is corrected."""
+    rows = [[3.0, 2.0, 0.0]] * 20 + [[0.0, 5.0, 0.0]] * 5 + [[0.0, 2.0, 3.0]] * 5
+    targets = torch.tensor([0] * 20 + [1] * 5 + [2] * 5)
+    offsets = fit_offsets(torch.tensor(rows), targets, new_classes=[1, 2])
+    assert abs(offsets[1] + 2.0) < 0.1 and abs(offsets[2]) < 0.1
+
+
+def test_the_offset_is_folded_into_the_head_and_moves_only_the_new_classes(tiny_model_dir):
+    settings = ModelSettings(base=str(tiny_model_dir), max_length=32, finetune="lora",
+                             lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    model, tokenizer = modeling.build_trainable(settings, LABELS, 0, None), modeling.load_tokenizer(settings)
+    model.eval()
+    batch = tokenizer(["a red thing", "a blue thing"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        before = model(**batch).logits
+        shift_new_classes(model, {2: -1.5})
+        after = model(**batch).logits
+    assert torch.allclose(after[:, 2], before[:, 2] - 1.5, atol=1e-5)
+    assert torch.allclose(after[:, :2], before[:, :2])
+
+
+def test_held_out_rows_come_from_the_new_classes_only_within_their_limits():
+    new = pd.concat([synthetic_frame({"blue": 40}), synthetic_frame({"red": 40}, seed=1, prefix="r"),
+                     synthetic_frame({"green": 6}, seed=2, prefix="g")], ignore_index=True)
+    kept, held = hold_out_new_rows(new, {"blue", "green"}, fraction=0.1, minimum=5, seed=0)
+    assert held["label"].value_counts().to_dict() == {"blue": 5, "green": 3}   # the floor; at most half
+    assert len(kept) + len(held) == len(new) and not set(kept["id"]) & set(held["id"])
+    assert (kept["label"] == "red").sum() == 40
+    again_kept, again_held = hold_out_new_rows(new, {"blue", "green"}, 0.1, 5, seed=0)
+    assert again_held.equals(held) and again_kept.equals(kept)
+
+
+def test_an_increment_without_new_classes_is_not_corrected(tiny_model_dir):
+    settings = ModelSettings(base=str(tiny_model_dir), max_length=32, finetune="full")
+    model, tokenizer = modeling.build_trainable(settings, LABELS, 0, None), modeling.load_tokenizer(settings)
+    first = synthetic_frame({"red": 20, "green": 20}, seed=1)
+    fast = TrainSettings(epochs=1, batch_size=16, learning_rate=1e-3, warmup_ratio=0.0)
+    continual = ContinualSettings()
+    more = synthetic_frame({"red": 10, "green": 10}, seed=3, prefix="m")
+    data = IncrementData(new=more, replay=first.iloc[:4], old_validation=first.iloc[4:], known_labels=["red", "green"])
+    report, mix = learn_increment(model, tokenizer, data, LABELS, continual, fast, 32, show_progress=False)
+    assert report.bias_offsets is None and report.held_out_new == 0 and len(mix) == 24
