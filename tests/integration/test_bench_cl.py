@@ -37,7 +37,8 @@ test: {fraction: 0.25}
     # 60 warm + 30 cool training rows; joint retrains on everything seen at each step
     assert runs["naive"]["examples_processed"] == (60 + 30) * epochs
     assert runs["joint"]["examples_processed"] == (60 + 90) * epochs
-    assert runs["default"]["examples_processed"] == (60 + 30 + 2 * 10) * epochs   # 10 replayed per old class
+    # the default holds 5 blue rows out for bias correction and replays 14 rows of each old class
+    assert runs["default"]["examples_processed"] == (60 + (30 - 5) + 2 * 14) * epochs
     assert payload["summary"]["joint"]["ratio_to_joint"] == 1.0
     assert runs["naive"]["summary"]["bwt"] is not None and set(runs["default"]["per_class"]) == {"red", "green", "blue"}
     assert (out.parent / "colours.default.png").read_bytes()[:4] == b"\x89PNG"
