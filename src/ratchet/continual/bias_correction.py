@@ -1,4 +1,4 @@
-"""Bias correction of the classes an increment brings (BiC, Wu et al. 2019, reduced to one offset).
+"""Bias correction of the classes an increment brings (BiC, Wu et al. 2019, reduced to offsets).
 
 After an increment that brings new classes the head favours them: old-class examples that look a
 little like a new class go to it. Measured on the BBC stream (seed 0): after entertainment
@@ -7,10 +7,10 @@ one logit brought tech from 0.67 to 0.83 and left entertainment at 0.99. Weight 
 row norms) does not remove this; the bias term and the features' drift toward the new class do.
 
 BiC fits a correction of the new classes' logits on a small set that training did not see,
-balanced over old and new classes. Here: one offset β added to every new class's logit,
-chosen to minimise the class-balanced cross-entropy on held-out rows, namely buffer rows of the
+balanced over old and new classes. Here: one offset β per new class, added to its logit, the β
+together minimising the class-balanced cross-entropy on held-out rows, namely buffer rows of the
 old classes that were not replayed (`old_validation`) and a share of each new class's rows held
-out of training. β is folded into the head's bias, so the saved model predicts with it as is.
+out of training. The β are folded into the head's bias, so the saved model predicts with them.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class TrainReport:
     seconds: float
     stopped_early: bool = False
     old_accuracy_trace: list = field(default_factory=list)  # (step, accuracy on old data) per check
-    bias_offsets: dict | None = None    # new class -> offset added to its logit after training (bias correction)
+    bias_offsets: dict[str, float] | None = None  # new class -> offset added to its logit after training (bias correction)
     held_out_new: int = 0               # new rows held out of training to fit that offset
 
     @property
