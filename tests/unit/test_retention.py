@@ -38,6 +38,19 @@ def test_anchor_penalty_is_zero_at_the_anchor_and_grows_away_from_it(tiny_model_
     assert abs(float(anchor.penalty(model).detach()) - 0.5 * 10.0 * n * 0.01) < 1e-4
 
 
+def test_anchor_leaves_the_head_rows_of_classes_the_champion_never_learned_free(tiny_model_dir):
+    model, _ = tiny(tiny_model_dir)
+    anchor = WeightAnchor(model, weight=10.0, free_classes=[2])
+    with torch.no_grad():                    # only the free rows move: no penalty
+        model.classifier.weight[2:].add_(1.0)
+        model.classifier.bias[2:].add_(1.0)
+    assert float(anchor.penalty(model).detach()) == 0.0
+    with torch.no_grad():                    # a learned class's row moves: the full L2-SP pull
+        model.classifier.weight[0].add_(0.1)
+    n = model.classifier.weight.shape[1]
+    assert abs(float(anchor.penalty(model).detach()) - 0.5 * 10.0 * n * 0.01) < 1e-4
+
+
 def test_ewc_fisher_is_non_negative_normalised_and_zero_penalty_at_the_anchor(tiny_model_dir):
     model, tokenizer = tiny(tiny_model_dir)
     frame = synthetic_frame({"red": 8, "green": 8})

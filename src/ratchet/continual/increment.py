@@ -134,18 +134,21 @@ def _correct_bias(model, tokenizer, old_validation: pd.DataFrame, held_out: pd.D
 def _weight_anchor(model, tokenizer, data: IncrementData, label_index: dict[str, int],
                    continual: ContinualSettings, max_length: int, seed: int) -> WeightAnchor:
     settings = continual.regularization
+    # head rows of classes the champion never learned are free to move: their anchor is random
+    unknown = sorted(set(label_index.values()) - {label_index[v] for v in data.known_labels})
     if settings.method == "l2sp":
-        return WeightAnchor(model, settings.weight)
+        return WeightAnchor(model, settings.weight, free_classes=unknown)
     # EWC: the Fisher information of the champion on data it learned (the buffer's rows).
     old = pd.concat([data.replay, data.old_validation], ignore_index=True)
     old = old.sample(n=min(len(old), settings.fisher_examples), random_state=seed) if len(old) else old
     if old.empty:
         log.info("train: EWC has no old examples to estimate the Fisher information on; using L2-SP")
-        return WeightAnchor(model, settings.weight)
+        return WeightAnchor(model, settings.weight, free_classes=unknown)
     encoded = encode(tokenizer, old["text"].tolist(), max_length)
     device = next(model.parameters()).device
     batch_size = 8
     batches = [tokenizer.pad({"input_ids": encoded[i:i + batch_size]}, return_tensors="pt").to(device)
                for i in range(0, len(encoded), batch_size)]
     targets = torch.tensor([label_index[v] for v in old["label"]], device=device)
-    return WeightAnchor(model, settings.weight, importance=fisher_diagonal(model, batches, targets, batch_size))
+    return WeightAnchor(model, settings.weight, importance=fisher_diagonal(model, batches, targets, batch_size),
+                        free_classes=unknown)

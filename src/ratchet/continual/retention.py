@@ -43,13 +43,22 @@ class WeightAnchor:
 
     With unit importance w this is L2-SP; with the diagonal Fisher it is EWC. The penalty is zero
     at the anchor. Anchors and importances live on the parameters' device.
+
+    `free_classes`: head rows (weights and bias) of classes the champion never learned. Their
+    anchor is the random initialisation, and pulling toward it stops the new classes from being
+    learned (measured on BBC: L2-SP at weight 100 left entertainment at 0.00-0.29), so they get
+    importance 0.
     """
 
     def __init__(self, model: torch.nn.Module, weight: float,
-                 importance: dict[str, torch.Tensor] | None = None) -> None:
+                 importance: dict[str, torch.Tensor] | None = None,
+                 free_classes: list[int] | None = None) -> None:
         self.weight = weight
-        self.anchor = {name: p.detach().clone() for name, p in trainable_parameters(model).items()}
+        params = trainable_parameters(model)
+        self.anchor = {name: p.detach().clone() for name, p in params.items()}
         self.importance = importance
+        if free_classes:
+            self.importance = _free_head_rows(model, params, importance, free_classes)
 
     def penalty(self, model: torch.nn.Module) -> torch.Tensor:
         params = trainable_parameters(model)
@@ -60,6 +69,20 @@ class WeightAnchor:
                 diff = diff * self.importance[name]
             total = total + diff.sum()
         return 0.5 * self.weight * total
+
+
+def _free_head_rows(model: torch.nn.Module, params: dict[str, torch.nn.Parameter],
+                    importance: dict[str, torch.Tensor] | None, free_classes: list[int]) -> dict[str, torch.Tensor]:
+    """`importance` (unit where None) with the head rows of `free_classes` set to zero."""
+    head = classifier_head(model)
+    head_params = {id(head.weight), id(head.bias) if head.bias is not None else None}
+    out = {}
+    for name, p in params.items():
+        weight = importance[name].clone() if importance is not None else torch.ones_like(p)
+        if id(p) in head_params:
+            weight[free_classes] = 0.0
+        out[name] = weight
+    return out
 
 
 def fisher_diagonal(model: torch.nn.Module, batches: list[dict], labels: torch.Tensor,
