@@ -260,6 +260,8 @@ def strategy_label(settings: Settings) -> str:
         parts.append(f"replay {c.replay.selection} {c.replay.ratio:g}" + (" balanced" if c.replay.balance_classes else ""))
     if c.distillation.weight > 0:
         parts.append(f"lwf {c.distillation.weight:g}")
+    if c.distillation.feature_weight > 0:
+        parts.append(f"feature kd {c.distillation.feature_weight:g}")
     if c.regularization.method != "none":
         parts.append(f"{c.regularization.method} {c.regularization.weight:g}")
     if c.early_stopping.enabled:

@@ -154,3 +154,36 @@ def test_weight_aligning_gives_new_classes_the_old_classes_mean_norm(tiny_model_
     factor = align_head(model, old_classes=[0, 1], new_classes=[2])
     assert factor is not None and abs(float(head.weight[2].norm()) - float(norms[:2].mean())) < 1e-5
     assert align_head(model, old_classes=[], new_classes=[2]) is None
+
+
+def test_feature_distillation_reads_what_the_head_reads_and_keeps_it_near_the_champion(tiny_model_dir):
+    from ratchet.continual.retention import classifier_head, feature_distillation_loss, text_vector_module
+    from ratchet.training.batching import batch_logits, batch_module_outputs, encode
+
+    model, tokenizer = tiny(tiny_model_dir, finetune="lora")
+    first = synthetic_frame({"red": 30, "green": 30}, seed=1)
+    fast = TrainSettings(epochs=6, batch_size=16, learning_rate=2e-3, warmup_ratio=0.0)
+    off = ContinualSettings.model_validate({"bias_correction": {"enabled": False}})
+    learn_increment(model, tokenizer, IncrementData(first, first.iloc[:0], first.iloc[:0], []), LABELS, off,
+                    fast, 32, show_progress=False)
+    encoded = encode(tokenizer, first["text"].tolist(), 32)
+    champion = batch_module_outputs(model, text_vector_module(model), tokenizer, encoded)
+    assert champion.shape == (60, model.config.hidden_size)
+    assert float(feature_distillation_loss(champion, champion.clone())) == 0.0
+    # the pooler's output is exactly what the (LoRA-saved) head turns into logits
+    with torch.no_grad():
+        torch.testing.assert_close(classifier_head(model)(champion), batch_logits(model, tokenizer, encoded),
+                                   atol=1e-5, rtol=1e-5)
+
+    new = synthetic_frame({"blue": 30}, seed=2)
+    data = IncrementData(new=new, replay=first.iloc[:0], old_validation=first.iloc[:0], known_labels=["red", "green"])
+    drift = {}
+    for weight in (0.0, 50.0):
+        continued = tiny(tiny_model_dir, finetune="lora")[0]
+        continued.load_state_dict(model.state_dict())
+        settings = off.model_copy(update={"distillation": off.distillation.model_copy(
+            update={"weight": 0.0, "feature_weight": weight})})
+        learn_increment(continued, tokenizer, data, LABELS, settings, fast, 32, show_progress=False)
+        after = batch_module_outputs(continued, text_vector_module(continued), tokenizer, encoded)
+        drift[weight] = float(feature_distillation_loss(after, champion))
+    assert drift[50.0] < 0.5 * drift[0.0]

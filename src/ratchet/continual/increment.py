@@ -17,8 +17,8 @@ import torch
 from ratchet.config import ContinualSettings, TrainSettings
 from ratchet.continual import bias_correction
 from ratchet.continual.early_stopping import OldDataMonitor
-from ratchet.continual.retention import WeightAnchor, align_head, fisher_diagonal
-from ratchet.training.batching import batch_logits, encode
+from ratchet.continual.retention import WeightAnchor, align_head, fisher_diagonal, text_vector_module
+from ratchet.training.batching import batch_logits, batch_module_outputs, encode
 from ratchet.training.loop import Objective, TrainReport, fit
 
 log = logging.getLogger("ratchet")
@@ -72,11 +72,17 @@ def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labe
         weights = class_balance_weights(mix["label"].tolist(), set(data.new["label"]))
         objective.sample_weights = torch.tensor(weights, device=device)
 
-    if continuing and continual.distillation.weight > 0:
+    distillation = continual.distillation
+    if continuing and distillation.weight > 0:
         objective.teacher_logits = batch_logits(model, tokenizer, encode(tokenizer, mix["text"].tolist(), max_length))
-        objective.kd_weight = continual.distillation.weight
-        objective.kd_temperature = continual.distillation.temperature
+        objective.kd_weight = distillation.weight
+        objective.kd_temperature = distillation.temperature
         objective.kd_classes = torch.tensor(sorted(label_index[v] for v in data.known_labels), device=device)
+    if continuing and distillation.feature_weight > 0:
+        objective.feature_module = text_vector_module(model)
+        objective.teacher_features = batch_module_outputs(
+            model, objective.feature_module, tokenizer, encode(tokenizer, mix["text"].tolist(), max_length))
+        objective.feature_weight = distillation.feature_weight
     if continuing and continual.regularization.method != "none":
         objective.anchor = _weight_anchor(model, tokenizer, data, label_index, continual, max_length, train.seed)
     if continuing and continual.early_stopping.enabled and not data.old_validation.empty:

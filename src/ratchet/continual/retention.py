@@ -34,6 +34,27 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return kl * temperature ** 2
 
 
+def feature_distillation_loss(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
+    """Mean over examples of the squared distance between student and teacher text vectors.
+
+    Logit distillation over the old classes only constrains their logits' differences: with two
+    old classes, one number per example, so the text vectors can drift far (and old examples slide
+    toward the new classes) while it stays near zero. Keeping the vectors the head reads close to
+    the champion's constrains the representation itself (feature distillation, as in PODNet or
+    Hou et al. 2019's less-forget constraint, here in plain squared distance).
+    """
+    return ((student_features.float() - teacher_features.float()) ** 2).sum(dim=-1).mean()
+
+
+def text_vector_module(model: torch.nn.Module) -> torch.nn.Module:
+    """The module whose output the classifier head reads: BERT's pooler (or ratchet's mean pooler)."""
+    poolers = sorted(((name, m) for name, m in model.named_modules() if name.endswith("pooler")),
+                     key=lambda item: len(item[0]))
+    if not poolers:
+        raise ValueError("the model has no pooler: feature distillation needs the text vector the head reads")
+    return poolers[0][1]   # the outermost: under LoRA, the wrapper that runs the trained copy
+
+
 def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
     return {name: p for name, p in model.named_parameters() if p.requires_grad}
 

@@ -14,7 +14,7 @@ from ratchet.config import TrainSettings
 from ratchet.training import distributed
 from ratchet.training.batching import encode
 from ratchet.continual.early_stopping import OldDataMonitor
-from ratchet.continual.retention import FGM, WeightAnchor, distillation_loss
+from ratchet.continual.retention import FGM, WeightAnchor, distillation_loss, feature_distillation_loss
 
 log = logging.getLogger("ratchet")
 
@@ -55,6 +55,9 @@ class Objective:
     kd_weight: float = 0.0
     kd_temperature: float = 2.0
     kd_classes: torch.Tensor | None = None          # distil only over the classes the champion knows
+    teacher_features: torch.Tensor | None = None    # the champion's text vectors (what its head reads)
+    feature_weight: float = 0.0
+    feature_module: torch.nn.Module | None = None   # the module that outputs the text vectors
     anchor: WeightAnchor | None = None              # EWC or L2-SP
     fgm_epsilon: float = 0.0
     monitor: "OldDataMonitor | None" = None         # early stopping on old data
@@ -84,6 +87,11 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
     generator = torch.Generator().manual_seed(settings.seed)
     fgm = FGM(model, objective.fgm_epsilon) if objective.fgm_epsilon > 0 else None
     monitor = objective.monitor
+    features: list[torch.Tensor] = []   # the text vectors of the current forward pass, for feature distillation
+    feature_hook = None
+    if objective.teacher_features is not None and objective.feature_weight > 0:
+        feature_hook = objective.feature_module.register_forward_hook(
+            lambda _m, _args, output: features.append(output))
     check_every = max(1, steps_per_epoch // monitor.checks_per_epoch) if monitor else 0
 
     def task_loss(logits: torch.Tensor, idx: list[int]) -> torch.Tensor:
@@ -119,11 +127,15 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
                     weights = objective.sample_weights
                     task_share = world * float(weights[mine].sum() / weights[idx].sum())
                 batch = tokenizer.pad({"input_ids": [encoded[i] for i in mine]}, return_tensors="pt").to(device)
+                features.clear()
                 logits = net(**batch).logits
                 loss = task_share * task_loss(logits, mine)
                 if objective.teacher_logits is not None and objective.kd_weight > 0:
                     loss = loss + share * objective.kd_weight * distillation_loss(
                         logits, objective.teacher_logits[mine], objective.kd_temperature, objective.kd_classes)
+                if feature_hook is not None:
+                    loss = loss + share * objective.feature_weight * feature_distillation_loss(
+                        features[0], objective.teacher_features[mine])
                 if objective.anchor is not None:
                     loss = loss + objective.anchor.penalty(model)
                 loss.backward()
@@ -152,6 +164,8 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
                 break
     if fgm is not None:
         fgm.remove()
+    if feature_hook is not None:
+        feature_hook.remove()
     if monitor:
         monitor.restore_best(model)
     model.eval()
