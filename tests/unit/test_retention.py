@@ -175,8 +175,10 @@ def test_feature_distillation_reads_what_the_head_reads_and_keeps_it_near_the_ch
         torch.testing.assert_close(classifier_head(model)(champion), batch_logits(model, tokenizer, encoded),
                                    atol=1e-5, rtol=1e-5)
 
-    new = synthetic_frame({"blue": 30}, seed=2)
-    data = IncrementData(new=new, replay=first.iloc[:0], old_validation=first.iloc[:0], known_labels=["red", "green"])
+    new, replay = synthetic_frame({"blue": 30}, seed=2), first.sample(n=20, random_state=0)
+    data = IncrementData(new=new, replay=replay, old_validation=first.drop(replay.index), known_labels=["red", "green"])
+    encoded = encode(tokenizer, replay["text"].tolist(), 32)   # the rows whose vectors are kept
+    champion = batch_module_outputs(model, text_vector_module(model), tokenizer, encoded)
     drift = {}
     for weight in (0.0, 50.0):
         continued = tiny(tiny_model_dir, finetune="lora")[0]

@@ -78,10 +78,11 @@ def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labe
         objective.kd_weight = distillation.weight
         objective.kd_temperature = distillation.temperature
         objective.kd_classes = torch.tensor(sorted(label_index[v] for v in data.known_labels), device=device)
-    if continuing and distillation.feature_weight > 0:
+    if continuing and distillation.feature_weight > 0 and mix["replayed"].any():
         objective.feature_module = text_vector_module(model)
         objective.teacher_features = batch_module_outputs(
             model, objective.feature_module, tokenizer, encode(tokenizer, mix["text"].tolist(), max_length))
+        objective.feature_rows = torch.tensor(mix["replayed"].to_numpy(dtype=bool), device=device)
         objective.feature_weight = distillation.feature_weight
     if continuing and continual.regularization.method != "none":
         objective.anchor = _weight_anchor(model, tokenizer, data, label_index, continual, max_length, train.seed)

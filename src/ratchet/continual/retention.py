@@ -34,16 +34,22 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return kl * temperature ** 2
 
 
-def feature_distillation_loss(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
-    """Mean over examples of the squared distance between student and teacher text vectors.
+def feature_distances(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
+    """Per example, the squared distance between student and teacher text vectors.
 
-    Logit distillation over the old classes only constrains their logits' differences: with two
-    old classes, one number per example, so the text vectors can drift far (and old examples slide
-    toward the new classes) while it stays near zero. Keeping the vectors the head reads close to
-    the champion's constrains the representation itself (feature distillation, as in PODNet or
-    Hou et al. 2019's less-forget constraint, here in plain squared distance).
+    Feature distillation (as in Hou et al. 2019's less-forget constraint or PODNet, here in plain
+    squared distance). Logit distillation over the old classes only constrains their logits'
+    differences: with two old classes, one number per example, so the text vectors can drift far
+    while it stays near zero. Applied to the replayed rows only: the old examples keep the vectors
+    the head learned to read, the new data stays free to move the representation (measured on BBC:
+    applied to every row at weight 1, it stopped tech and sport from being learned, 0.58).
     """
-    return ((student_features.float() - teacher_features.float()) ** 2).sum(dim=-1).mean()
+    return ((student_features.float() - teacher_features.float()) ** 2).sum(dim=-1)
+
+
+def feature_distillation_loss(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
+    """Mean over examples of `feature_distances`; zero exactly when the vectors are equal."""
+    return feature_distances(student_features, teacher_features).mean()
 
 
 def text_vector_module(model: torch.nn.Module) -> torch.nn.Module:

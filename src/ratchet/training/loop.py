@@ -14,7 +14,7 @@ from ratchet.config import TrainSettings
 from ratchet.training import distributed
 from ratchet.training.batching import encode
 from ratchet.continual.early_stopping import OldDataMonitor
-from ratchet.continual.retention import FGM, WeightAnchor, distillation_loss, feature_distillation_loss
+from ratchet.continual.retention import FGM, WeightAnchor, distillation_loss, feature_distances
 
 log = logging.getLogger("ratchet")
 
@@ -56,6 +56,7 @@ class Objective:
     kd_temperature: float = 2.0
     kd_classes: torch.Tensor | None = None          # distil only over the classes the champion knows
     teacher_features: torch.Tensor | None = None    # the champion's text vectors (what its head reads)
+    feature_rows: torch.Tensor | None = None        # bool per example: rows whose vectors are kept (None: all)
     feature_weight: float = 0.0
     feature_module: torch.nn.Module | None = None   # the module that outputs the text vectors
     anchor: WeightAnchor | None = None              # EWC or L2-SP
@@ -101,6 +102,16 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
             return (per_example * weights).sum() / weights.sum()
         return per_example.mean()
 
+    def feature_term(student: torch.Tensor, mine: list[int], idx: list[int]) -> torch.Tensor:
+        # mean distance over the batch's kept rows; under DDP each worker sums its own and the
+        # gradient average (÷ world) must equal the whole batch's mean, hence × world
+        distances = feature_distances(student, objective.teacher_features[mine])
+        rows = objective.feature_rows
+        if rows is None:
+            return world * distances.sum() / len(idx)
+        kept = int(rows[idx].sum())
+        return world * (distances * rows[mine]).sum() / kept if kept else distances.sum() * 0.0
+
     # Data parallel under torchrun: every worker walks the same global batches (same seed) and
     # trains on its share; DDP averages the gradients (see distributed.shard for the scaling).
     ddp = None
@@ -133,9 +144,8 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
                 if objective.teacher_logits is not None and objective.kd_weight > 0:
                     loss = loss + share * objective.kd_weight * distillation_loss(
                         logits, objective.teacher_logits[mine], objective.kd_temperature, objective.kd_classes)
-                if feature_hook is not None:
-                    loss = loss + share * objective.feature_weight * feature_distillation_loss(
-                        features[0], objective.teacher_features[mine])
+                if feature_hook is not None and share > 0:
+                    loss = loss + objective.feature_weight * feature_term(features[0], mine, idx)
                 if objective.anchor is not None:
                     loss = loss + objective.anchor.penalty(model)
                 loss.backward()
