@@ -37,7 +37,7 @@ def tiny_params(model_dir: Path) -> dict:
 def make_project(root: Path, model_dir: Path, overrides: dict | None = None) -> ProjectPaths:
     """A fresh project: the pipeline files of this repo, tiny-model params, git, DVC, a reference.
 
-    `overrides` maps "section.key" to a value, e.g. {"policy.train_on": "min_new_examples"}.
+    `overrides` maps a dotted key to a value, e.g. {"policy.train_on": "min_new_examples"}.
     """
     root.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "attempt.yaml"):
@@ -45,8 +45,11 @@ def make_project(root: Path, model_dir: Path, overrides: dict | None = None) -> 
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = tiny_params(model_dir)
     for key, value in (overrides or {}).items():
-        section, name = key.split(".")
-        params[section][name] = value
+        *sections, name = key.split(".")
+        node = params
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.email=test@ratchet", "-c", "user.name=ratchet-test"]
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)

@@ -1,5 +1,5 @@
 """The train stage under torchrun: 2 data-parallel workers (gloo on CPU) reach what 1 process
-reaches, on a real continual increment (replay, class-balanced weights, distillation)."""
+reaches, on a real continual increment (replay, class-balanced weights, logit and feature distillation)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def test_two_ddp_workers_match_one_process(tmp_path, tiny_model_dir, prefect_har
 
     # the batch waits (offline policy) so that only the stages below train on it
     paths = make_project(tmp_path / "project", tiny_model_dir,
-                         {"policy.train_on": "min_new_examples", "policy.min_new_examples": 10_000})
+                         {"policy.train_on": "min_new_examples", "policy.min_new_examples": 10_000,
+                          # on the replayed rows only: its per-batch mean must split across workers exactly
+                          "continual.distillation.feature_weight": 0.5})
     drop(paths, "01-blue.csv", synthetic_frame({"blue": 50}, seed=1, prefix="b1"), minute=1)
     watch(str(paths.root))
     assert {e.file: e.state for e in Ledger(paths.ledger).current()}["01-blue.csv"] == "accumulated"
