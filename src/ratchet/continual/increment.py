@@ -79,10 +79,14 @@ def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labe
         objective.kd_temperature = distillation.temperature
         objective.kd_classes = torch.tensor(sorted(label_index[v] for v in data.known_labels), device=device)
     if continuing and distillation.feature_weight > 0 and mix["replayed"].any():
+        # the champion's text vectors of the replayed rows, the only ones kept (zeros elsewhere, unread)
+        replayed = mix["replayed"].to_numpy(dtype=bool)
         objective.feature_module = text_vector_module(model)
-        objective.teacher_features = batch_module_outputs(
-            model, objective.feature_module, tokenizer, encode(tokenizer, mix["text"].tolist(), max_length))
-        objective.feature_rows = torch.tensor(mix["replayed"].to_numpy(dtype=bool), device=device)
+        vectors = batch_module_outputs(model, objective.feature_module, tokenizer,
+                                       encode(tokenizer, mix.loc[replayed, "text"].tolist(), max_length))
+        objective.teacher_features = vectors.new_zeros(len(mix), vectors.shape[1])
+        objective.feature_rows = torch.tensor(replayed, device=device)
+        objective.teacher_features[objective.feature_rows] = vectors
         objective.feature_weight = distillation.feature_weight
     if continuing and continual.regularization.method != "none":
         objective.anchor = _weight_anchor(model, tokenizer, data, label_index, continual, max_length, train.seed)

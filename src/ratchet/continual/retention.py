@@ -47,11 +47,6 @@ def feature_distances(student_features: torch.Tensor, teacher_features: torch.Te
     return ((student_features.float() - teacher_features.float()) ** 2).sum(dim=-1)
 
 
-def feature_distillation_loss(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
-    """Mean over examples of `feature_distances`; zero exactly when the vectors are equal."""
-    return feature_distances(student_features, teacher_features).mean()
-
-
 def text_vector_module(model: torch.nn.Module) -> torch.nn.Module:
     """The module whose output the classifier head reads: BERT's pooler (or ratchet's mean pooler)."""
     poolers = sorted(((name, m) for name, m in model.named_modules() if name.endswith("pooler")),

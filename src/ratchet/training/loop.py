@@ -56,7 +56,7 @@ class Objective:
     kd_temperature: float = 2.0
     kd_classes: torch.Tensor | None = None          # distil only over the classes the champion knows
     teacher_features: torch.Tensor | None = None    # the champion's text vectors (what its head reads)
-    feature_rows: torch.Tensor | None = None        # bool per example: rows whose vectors are kept (None: all)
+    feature_rows: torch.Tensor | None = None        # bool per example: the rows whose vectors are kept
     feature_weight: float = 0.0
     feature_module: torch.nn.Module | None = None   # the module that outputs the text vectors
     anchor: WeightAnchor | None = None              # EWC or L2-SP
@@ -107,8 +107,6 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
         # gradient average (÷ world) must equal the whole batch's mean, hence × world
         distances = feature_distances(student, objective.teacher_features[mine])
         rows = objective.feature_rows
-        if rows is None:
-            return world * distances.sum() / len(idx)
         kept = int(rows[idx].sum())
         return world * (distances * rows[mine]).sum() / kept if kept else distances.sum() * 0.0
 
