@@ -139,6 +139,7 @@ class BiasCorrectionSettings(_Section):
     enabled: bool = True                        # fit an offset on new classes' logits (continual/bias_correction.py)
     holdout_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # share of each new class held out of training for it
     min_holdout_per_class: int = Field(5, ge=1)  # ... but at least this many rows (at most half the class)
+    old_class_weight: float = Field(3.0, gt=0.0)  # in the fit, an old class's errors count this x a new class's
 
 
 class ContinualSettings(_Section):

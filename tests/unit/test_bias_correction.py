@@ -28,6 +28,26 @@ def test_balanced_cross_entropy_is_the_mean_of_the_per_class_means():
     assert not torch.isclose(per_example.mean(), expected)   # the plain mean would favour the old class
 
 
+def test_class_weights_weigh_each_class_mean():
+    logits, targets = _two_class_logits(1.0)
+    per_example = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    expected = (3 * per_example[:20].mean() + per_example[20:].mean()) / 4
+    assert torch.isclose(balanced_cross_entropy(logits, targets, {0: 3.0}), expected)
+
+
+def test_weighing_old_classes_more_moves_the_offset_against_the_new_class():
+    """Two overlapping classes, symmetric: the neutral fit leaves β at 0; weighing the old class 3x
+    lowers the new class's logit, and the more, the further."""
+    old = torch.tensor([[1.0, 0.0]] * 10 + [[0.0, 1.0]] * 2)   # 2 of 12 old rows look new
+    new = torch.tensor([[0.0, 1.0]] * 10 + [[1.0, 0.0]] * 2)
+    logits, targets = torch.cat([old, new]), torch.tensor([0] * 12 + [1] * 12)
+    neutral = fit_offsets(logits, targets, new_classes=[1])[1]
+    favour_old = fit_offsets(logits, targets, new_classes=[1], old_class_weight=3.0)[1]
+    more = fit_offsets(logits, targets, new_classes=[1], old_class_weight=8.0)[1]
+    assert abs(neutral) < 1e-6
+    assert more < favour_old < 0
+
+
 def test_the_offset_undoes_a_bias_toward_the_new_class_and_is_zero_without_one():
     logits, targets = _two_class_logits(0.0)
     assert abs(fit_offsets(logits, targets, new_classes=[1])[1]) < 1e-6

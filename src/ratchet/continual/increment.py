@@ -107,7 +107,8 @@ def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labe
     if not held_out.empty:
         report = replace(report, held_out_new=len(held_out),
                          bias_offsets=_correct_bias(model, tokenizer, data.old_validation, held_out,
-                                                   label_index, max_length))
+                                                   label_index, max_length,
+                                                   continual.bias_correction.old_class_weight))
     return report, mix
 
 
@@ -127,14 +128,14 @@ def _hold_out_for_bias_correction(data: IncrementData, continual: ContinualSetti
 
 
 def _correct_bias(model, tokenizer, old_validation: pd.DataFrame, held_out: pd.DataFrame,
-                  label_index: dict[str, int], max_length: int) -> dict[str, float]:
+                  label_index: dict[str, int], max_length: int, old_class_weight: float) -> dict[str, float]:
     # only classes with held-out rows: an offset fitted without a single row of its class would
     # just push that class down
     new_classes = sorted({label_index[v] for v in held_out["label"]})
     rows = pd.concat([old_validation[["text", "label"]], held_out[["text", "label"]]], ignore_index=True)
     logits = batch_logits(model, tokenizer, encode(tokenizer, rows["text"].tolist(), max_length))
     targets = torch.tensor([label_index[v] for v in rows["label"]], device=logits.device)
-    offsets = bias_correction.fit_offsets(logits, targets, new_classes)
+    offsets = bias_correction.fit_offsets(logits, targets, new_classes, old_class_weight)
     bias_correction.shift_new_classes(model, offsets)
     names = {i: label for label, i in label_index.items()}
     log.info("train: bias correction on new classes' logits: %s, fitted on %d old and %d held-out new rows",
