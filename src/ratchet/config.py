@@ -118,7 +118,7 @@ class ReplaySettings(_Section):
 class DistillationSettings(_Section):
     weight: float = Field(1.0, ge=0.0)          # 0 turns distillation (LwF) off
     temperature: float = Field(2.0, gt=0.0)
-    feature_weight: float = Field(0.0, ge=0.0)  # > 0: also keep the pooled text vectors near the champion's
+    feature_weight: float = Field(0.03, ge=0.0)  # also keep the replayed rows' text vectors near the champion's; 0 off
 
 
 class RegularizationSettings(_Section):

@@ -39,14 +39,15 @@ from ratchet.plots import accuracy_heatmap
 
 log = logging.getLogger("ratchet")
 
-_OFF = {"replay": {"selection": "none", "balance_classes": False}, "distillation": {"weight": 0.0},
+_OFF = {"replay": {"selection": "none", "balance_classes": False},
+        "distillation": {"weight": 0.0, "feature_weight": 0.0},
         "regularization": {"method": "none"}, "early_stopping": {"enabled": False},
         "fgm_epsilon": 0.0, "align_head": False, "bias_correction": {"enabled": False}}
 # strategy -> (changes to `continual`, changes to `model`, changes to `train`)
 STRATEGIES: dict[str, tuple[dict, dict, dict]] = {
     "naive": (_OFF, {}, {}),
     "replay": ({**_OFF, "replay": {"selection": "class_balanced", "balance_classes": True}}, {}, {}),
-    "lwf": ({**_OFF, "distillation": {"weight": 1.0}}, {}, {}),
+    "lwf": ({**_OFF, "distillation": {"weight": 1.0, "feature_weight": 0.0}}, {}, {}),
     "ewc": ({**_OFF, "regularization": {"method": "ewc"}}, {}, {}),
     "l2sp": ({**_OFF, "regularization": {"method": "l2sp"}}, {}, {}),
     "default": ({}, {}, {}),

@@ -1,0 +1,39 @@
+"""The benchmark's named strategies: each turns on only what its name says, whatever params.yaml has."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ratchet.bench.cl import strategy_settings
+from ratchet.config import Settings, parse_settings
+
+PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+
+RETENTION_ON = {"distillation": {"weight": 2.0, "feature_weight": 0.5},
+                "regularization": {"method": "ewc"}, "fgm_epsilon": 0.1}
+
+
+def _project_settings() -> Settings:
+    """The project's params.yaml with every retention term switched on."""
+    raw = yaml.safe_load(PARAMS.read_text())
+    for key, value in RETENTION_ON.items():
+        raw["continual"][key] = {**raw["continual"][key], **value} if isinstance(value, dict) else value
+    return parse_settings(raw)
+
+
+@pytest.mark.parametrize("strategy", ["naive", "replay", "lwf", "ewc", "l2sp", "joint"])
+def test_single_strategies_turn_off_what_they_are_not(strategy):
+    continual = strategy_settings(_project_settings(), strategy).continual
+    assert continual.distillation.feature_weight == 0.0
+    assert continual.distillation.weight == (1.0 if strategy == "lwf" else 0.0)
+    assert continual.regularization.method == (strategy if strategy in ("ewc", "l2sp") else "none")
+    assert continual.fgm_epsilon == 0.0 and not continual.bias_correction.enabled
+    assert (continual.replay.selection != "none") == (strategy == "replay")
+
+
+def test_default_is_the_project_settings_as_they_are():
+    project = _project_settings()
+    assert strategy_settings(project, "default") == project
+    full = strategy_settings(project, "full")
+    assert full.continual == project.continual and full.model.finetune == "full"
