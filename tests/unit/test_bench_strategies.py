@@ -36,4 +36,6 @@ def test_default_is_the_project_settings_as_they_are():
     project = _project_settings()
     assert strategy_settings(project, "default") == project
     full = strategy_settings(project, "full")
-    assert full.continual == project.continual and full.model.finetune == "full"
+    assert full.model.finetune == "full" and full.continual.distillation.feature_weight == 0.0
+    assert full.continual.distillation.weight == project.continual.distillation.weight
+    assert full.continual.replay == project.continual.replay
