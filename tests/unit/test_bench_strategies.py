@@ -37,5 +37,6 @@ def test_default_is_the_project_settings_as_they_are():
     assert strategy_settings(project, "default") == project
     full = strategy_settings(project, "full")
     assert full.model.finetune == "full" and full.continual.distillation.feature_weight == 0.0
+    assert full.continual.bias_correction.old_class_weight == 1.0
     assert full.continual.distillation.weight == project.continual.distillation.weight
     assert full.continual.replay == project.continual.replay
