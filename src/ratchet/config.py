@@ -225,6 +225,13 @@ class OrchestrationSettings(_Section):
         return cron
 
 
+# Retention values tuned for LoRA (head and pooler trained at lr 1e-3) and what full or top-layer
+# fine-tuning should use instead: at lr 1e-4 they learn new classes weakly, and feature
+# distillation or an old-class-weighted bias fit then stops them (docs/continual.md).
+NON_LORA_RETENTION: dict[str, dict[str, float]] = {"distillation": {"feature_weight": 0.0},
+                                                   "bias_correction": {"old_class_weight": 1.0}}
+
+
 class Settings(_Section):
     project: ProjectSettings = ProjectSettings()
     data: DataSettings
@@ -256,6 +263,21 @@ class Settings(_Section):
                 "weight": max(distillation.weight, 1.0) * fb.distillation_factor ** attempt})})
         train = self.train.model_copy(update={"learning_rate": self.train.learning_rate * fb.learning_rate_factor ** attempt})
         return self.model_copy(update={"continual": continual, "train": train})
+
+
+    def lora_tuned_retention_warning(self) -> str | None:
+        """Why these settings may not learn new classes, when full or top-layer fine-tuning runs
+        with the retention values tuned for LoRA; None otherwise."""
+        if self.model.finetune == "lora":
+            return None
+        off = {f"continual.{section}.{key}": (getattr(getattr(self.continual, section), key), value)
+               for section, keys in NON_LORA_RETENTION.items() for key, value in keys.items()}
+        mismatched = {name: pair for name, pair in off.items() if pair[0] != pair[1]}
+        if not mismatched:
+            return None
+        return (f"{', '.join(f'{name} = {have:g}' for name, (have, _) in mismatched.items())} are tuned for LoRA; "
+                f"with {self.model.finetune} fine-tuning they stopped new classes from being learned on BBC: "
+                f"set {', '.join(f'{name}: {want:g}' for name, (_, want) in mismatched.items())} (docs/continual.md)")
 
 
 def _describe(error: ValidationError, source: str) -> str:

@@ -40,3 +40,14 @@ def test_default_is_the_project_settings_as_they_are():
     assert full.continual.bias_correction.old_class_weight == 1.0
     assert full.continual.distillation.weight == project.continual.distillation.weight
     assert full.continual.replay == project.continual.replay
+
+
+def test_full_fine_tuning_with_the_lora_tuned_retention_is_warned_about_and_the_full_strategy_is_not():
+    project = parse_settings(yaml.safe_load(PARAMS.read_text()))
+    assert project.model.finetune == "lora" and project.lora_tuned_retention_warning() is None
+    as_full = project.model_copy(update={"model": project.model.model_copy(update={"finetune": "full"})})
+    warning = as_full.lora_tuned_retention_warning()
+    assert "continual.distillation.feature_weight = 0.03" in warning
+    assert "continual.bias_correction.old_class_weight = 3" in warning and "full fine-tuning" in warning
+    for strategy in ("full", "top"):
+        assert strategy_settings(project, strategy).lora_tuned_retention_warning() is None

@@ -33,7 +33,7 @@ import torch
 
 from ratchet import modeling
 from ratchet.bench.streams import Stream
-from ratchet.config import Settings
+from ratchet.config import NON_LORA_RETENTION, Settings
 from ratchet.continual.buffer import ReplayBuffer
 from ratchet.continual.increment import IncrementData, learn_increment
 from ratchet.evaluation import matrix_summary, split_metrics
@@ -45,7 +45,6 @@ _OFF = {"replay": {"selection": "none", "balance_classes": False},
         "distillation": {"weight": 0.0, "feature_weight": 0.0},
         "regularization": {"method": "none"}, "early_stopping": {"enabled": False},
         "fgm_epsilon": 0.0, "align_head": False, "bias_correction": {"enabled": False}}
-_FOR_FULL_WEIGHTS = {"distillation": {"feature_weight": 0.0}, "bias_correction": {"old_class_weight": 1.0}}
 # strategy -> (changes to `continual`, changes to `model`, changes to `train`)
 STRATEGIES: dict[str, tuple[dict, dict, dict]] = {
     "naive": (_OFF, {}, {}),
@@ -54,11 +53,9 @@ STRATEGIES: dict[str, tuple[dict, dict, dict]] = {
     "ewc": ({**_OFF, "regularization": {"method": "ewc"}}, {}, {}),
     "l2sp": ({**_OFF, "regularization": {"method": "l2sp"}}, {}, {}),
     "default": ({}, {}, {}),
-    # the retention added in session 7 is tuned for LoRA: with every weight at lr 1e-4 the new
-    # classes are learned weakly, and feature distillation (entertainment 0.00 in all three seeds)
-    # or the old-class weight of the bias fit (0.10 in one) finish them off (BBC, 30% subsample)
-    "full": (_FOR_FULL_WEIGHTS, {"finetune": "full"}, {"learning_rate": 1e-4}),
-    "top": (_FOR_FULL_WEIGHTS, {"finetune": "top_layers"}, {"learning_rate": 1e-4}),
+    # not the LoRA-tuned retention: with it, full fine-tuning never learned entertainment (BBC)
+    "full": (NON_LORA_RETENTION, {"finetune": "full"}, {"learning_rate": 1e-4}),
+    "top": (NON_LORA_RETENTION, {"finetune": "top_layers"}, {"learning_rate": 1e-4}),
     "joint": (_OFF, {}, {}),
 }
 
@@ -106,6 +103,8 @@ def run_stream(stream: Stream, settings: Settings, strategy: str, seed: int, dev
     """One strategy, one seed, the whole stream."""
     chosen = strategy_settings(settings, strategy)
     chosen = chosen.model_copy(update={"train": chosen.train.model_copy(update={"seed": seed})})
+    if warning := chosen.lora_tuned_retention_warning():
+        log.warning("bench: %s %s", strategy, warning)
     labels = stream.labels
     tokenizer = modeling.load_tokenizer(chosen.model)
     tests = {step.name: step.test for step in stream.steps}

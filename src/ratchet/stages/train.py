@@ -41,14 +41,8 @@ def _train(paths, settings, device: torch.device, worker: distributed.Worker) ->
     start_from = paths.champion if plan["champion"] else None
     log.info("train: %s fine-tuning from %s", settings.model.finetune,
              f"champion v{plan['champion']['version']}" if start_from else f"base model {settings.model.base}")
-    c = settings.continual
-    if start_from and settings.model.finetune != "lora" and (c.distillation.feature_weight > 0
-                                                             or c.bias_correction.old_class_weight != 1.0):
-        log.warning("train: feature distillation (%g) and the bias fit's old-class weight (%g) are tuned for LoRA; "
-                    "with %s fine-tuning they stopped new classes from being learned on BBC: set "
-                    "continual.distillation.feature_weight: 0 and bias_correction.old_class_weight: 1 "
-                    "(docs/continual.md)", c.distillation.feature_weight, c.bias_correction.old_class_weight,
-                    settings.model.finetune)
+    if start_from and (warning := settings.lora_tuned_retention_warning()):
+        log.warning("train: %s", warning)
     model = modeling.build_trainable(settings.model, labels, settings.train.seed, start_from)
     model.to(device)
     tokenizer = modeling.load_tokenizer(settings.model)
