@@ -17,7 +17,8 @@ A rejection is an outcome, not an error: decide() always returns a GateResult wi
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from math import comb
+
+from scipy.stats import binomtest
 
 from ratchet.config import GateSettings
 
@@ -68,7 +69,7 @@ def mcnemar_p_value(champion_only: int, candidate_only: int) -> float:
     discordant = champion_only + candidate_only
     if discordant == 0:
         return 1.0
-    return sum(comb(discordant, k) for k in range(champion_only, discordant + 1)) / 2 ** discordant
+    return float(binomtest(champion_only, discordant, 0.5, alternative="greater").pvalue)
 
 
 def _pts(value: float) -> str:

@@ -95,6 +95,6 @@ def test_an_increment_without_new_classes_is_not_corrected(tiny_model_dir):
     fast = TrainSettings(epochs=1, batch_size=16, learning_rate=1e-3, warmup_ratio=0.0)
     continual = ContinualSettings()
     more = synthetic_frame({"red": 10, "green": 10}, seed=3, prefix="m")
-    data = IncrementData(new=more, replay=first.iloc[:4], old_validation=first.iloc[4:], known_labels=["red", "green"])
+    data = IncrementData.from_parts(more, first.iloc[:4], first.iloc[4:], ["red", "green"], seed=0)
     report, mix = learn_increment(model, tokenizer, data, LABELS, continual, fast, 32, show_progress=False)
     assert report.bias_offsets is None and report.held_out_new == 0 and len(mix) == 24

@@ -72,8 +72,7 @@ def test_the_training_mix_holds_the_old_classes_in_the_configured_ratio():
     assert held_out["label"].value_counts().to_dict() == {"red": 10, "green": 10, "blue": 10}
     assert not set(held_out["id"]) & set(replay["id"]), "early stopping never sees a replayed row"
     new = synthetic_frame({"red": 150}, seed=2, prefix="new").assign(label="yellow")
-    mix = IncrementData(new=new, replay=replay, old_validation=replay.iloc[:0],
-                        known_labels=["red", "green", "blue"]).training_mix(seed=0)
+    mix = IncrementData.from_parts(new, replay, replay.iloc[:0], ["red", "green", "blue"], seed=0).mix
     assert mix[mix["replayed"]]["label"].value_counts().to_dict() == {"red": 25, "green": 25, "blue": 25}
     assert mix["replayed"].mean() == pytest.approx(75 / 225)
     weights = pd.Series(class_balance_weights(mix["label"].tolist(), {"yellow"})).groupby(mix["label"]).sum()

@@ -128,15 +128,14 @@ def test_an_increment_with_every_retention_term_learns_the_new_class(tiny_model_
     first = synthetic_frame({"red": 30, "green": 30}, seed=1)
     fast = TrainSettings(epochs=8, batch_size=16, learning_rate=2e-3, warmup_ratio=0.0)
     off = ContinualSettings.model_validate({"early_stopping": {"enabled": False}})
-    learn_increment(model, tokenizer, IncrementData(first, first.iloc[:0], first.iloc[:0], []), LABELS, off,
+    learn_increment(model, tokenizer, IncrementData.from_parts(first, first.iloc[:0], first.iloc[:0], [], seed=0), LABELS, off,
                     fast, 32, show_progress=False)
     settings = ContinualSettings.model_validate({
         "regularization": {"method": "ewc", "weight": 1.0, "fisher_examples": 16},
         "early_stopping": {"enabled": True, "max_old_drop": 1.0, "checks_per_epoch": 1, "min_epochs": 0},
         "fgm_epsilon": 0.1})
     new, replay = synthetic_frame({"blue": 30}, seed=2), first.sample(n=20, random_state=0)
-    data = IncrementData(new=new, replay=replay, old_validation=first.drop(replay.index),
-                         known_labels=["red", "green"])
+    data = IncrementData.from_parts(new, replay, first.drop(replay.index), ["red", "green"], seed=0)
     report, mix = learn_increment(model, tokenizer, data, LABELS, settings, fast, 32, show_progress=False)
     # blue is new to the champion: 5 of its rows are held out to fit the bias correction
     assert report.held_out_new == 5 and set(report.bias_offsets) == {"blue"}
@@ -169,7 +168,7 @@ def test_feature_distillation_reads_what_the_head_reads_and_keeps_it_near_the_ch
     first = synthetic_frame({"red": 30, "green": 30}, seed=1)
     fast = TrainSettings(epochs=6, batch_size=16, learning_rate=2e-3, warmup_ratio=0.0)
     off = ContinualSettings.model_validate({"bias_correction": {"enabled": False}})
-    learn_increment(model, tokenizer, IncrementData(first, first.iloc[:0], first.iloc[:0], []), LABELS, off,
+    learn_increment(model, tokenizer, IncrementData.from_parts(first, first.iloc[:0], first.iloc[:0], [], seed=0), LABELS, off,
                     fast, 32, show_progress=False)
     encoded = encode(tokenizer, first["text"].tolist(), 32)
     champion = batch_module_outputs(model, text_vector_module(model), tokenizer, encoded)
@@ -181,7 +180,7 @@ def test_feature_distillation_reads_what_the_head_reads_and_keeps_it_near_the_ch
                                    atol=1e-5, rtol=1e-5)
 
     new, replay = synthetic_frame({"blue": 30}, seed=2), first.sample(n=20, random_state=0)
-    data = IncrementData(new=new, replay=replay, old_validation=first.drop(replay.index), known_labels=["red", "green"])
+    data = IncrementData.from_parts(new, replay, first.drop(replay.index), ["red", "green"], seed=0)
     encoded = encode(tokenizer, replay["text"].tolist(), 32)   # the rows whose vectors are kept
     champion = batch_module_outputs(model, text_vector_module(model), tokenizer, encoded)
     drift = {}

@@ -35,7 +35,7 @@ from ratchet import modeling
 from ratchet.bench.streams import Stream
 from ratchet.config import NON_LORA_RETENTION, Settings
 from ratchet.continual.buffer import ReplayBuffer
-from ratchet.continual.increment import IncrementData, learn_increment
+from ratchet.continual.increment import IncrementData, compose_increment, learn_increment
 from ratchet.evaluation import matrix_summary, split_metrics
 from ratchet.plots import accuracy_heatmap
 
@@ -126,12 +126,9 @@ def run_stream(stream: Stream, settings: Settings, strategy: str, seed: int, dev
         if strategy == "joint":
             model = fresh_model()
             seen = pd.concat([s.train for s in stream.steps[:index + 1]], ignore_index=True)
-            data = IncrementData(new=seen, replay=seen.iloc[:0], old_validation=seen.iloc[:0], known_labels=[])
+            data = IncrementData.from_parts(seen, seen.iloc[:0], seen.iloc[:0], [], seed)
         else:
-            sample, old_validation = buffer.replay_and_validation(
-                replay.per_old_class(len(step.train), step.train["label"].nunique(), len(buffer.labels)),
-                replay.validation_per_class, seed)
-            data = IncrementData(new=step.train, replay=sample, old_validation=old_validation, known_labels=known)
+            data = compose_increment(step.train, buffer, replay, known, seed)
         report, _ = learn_increment(model, tokenizer, data, labels, chosen.continual, chosen.train,
                                     chosen.model.max_length, show_progress=False)
         processed += report.examples_processed

@@ -9,34 +9,83 @@ the EWC/L2-SP anchor and the early-stopping baseline, so no second copy of the c
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import torch
 
-from ratchet.config import ContinualSettings, TrainSettings
+from ratchet.config import ContinualSettings, ReplaySettings, TrainSettings
 from ratchet.continual import bias_correction
-from ratchet.continual.early_stopping import OldDataMonitor
-from ratchet.continual.retention import WeightAnchor, align_head, fisher_diagonal, text_vector_module
-from ratchet.training.batching import batch_logits, batch_module_outputs, encode
-from ratchet.training.loop import Objective, TrainReport, fit
+from ratchet.continual.buffer import ReplayBuffer
+from ratchet.continual.plugins import EarlyStopOnOldData, build_plugins
+from ratchet.continual.retention import align_head
+from ratchet.training.batching import batch_logits, encode
+from ratchet.training.loop import TrainReport, fit
 
 log = logging.getLogger("ratchet")
+
+MIX_COLUMNS = ["id", "text", "label", "source_batch", "replayed"]
 
 
 @dataclass(frozen=True)
 class IncrementData:
-    """The rows of one increment; every frame has `text` and `label` columns."""
+    """The rows of one increment. `mix` is the training mix in training order (new rows and
+    replayed rows, `replayed` telling which); every frame has `text` and `label` columns."""
 
-    new: pd.DataFrame
-    replay: pd.DataFrame             # sampled from the replay buffer, part of the training mix
-    old_validation: pd.DataFrame     # buffer rows not replayed: early stopping and the EWC Fisher
-    known_labels: list[str]          # classes the champion has learned (distilled); empty at first
+    mix: pd.DataFrame
+    old_validation: pd.DataFrame     # buffer rows not replayed: early stopping, EWC's Fisher, bias correction
+    known_labels: list[str]          # classes the champion has learned (retained); empty at first
 
-    def training_mix(self, seed: int) -> pd.DataFrame:
-        mix = pd.concat([self.new[["text", "label"]].assign(replayed=False),
-                         self.replay[["text", "label"]].assign(replayed=True)], ignore_index=True)
-        return mix.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    @classmethod
+    def from_parts(cls, new: pd.DataFrame, replay: pd.DataFrame, old_validation: pd.DataFrame,
+                   known_labels: list[str], seed: int) -> "IncrementData":
+        """New rows and replayed rows shuffled together (seeded) into one training mix."""
+        def part(frame: pd.DataFrame, replayed: bool) -> pd.DataFrame:
+            out = frame.copy()
+            if "source_batch" not in out:
+                out["source_batch"] = out["batch_id"] if "batch_id" in out else ""
+            if "id" not in out:
+                out["id"] = [f"row-{i}" for i in range(len(out))]
+            return out.assign(replayed=replayed)[MIX_COLUMNS]
+
+        mix = pd.concat([part(new, False), part(replay, True)], ignore_index=True)
+        mix = mix.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        return cls(mix=mix, old_validation=old_validation, known_labels=list(known_labels))
+
+    @property
+    def new(self) -> pd.DataFrame:
+        return self.mix[~self.mix["replayed"]]
+
+    @property
+    def replay(self) -> pd.DataFrame:
+        return self.mix[self.mix["replayed"]]
+
+
+def compose_increment(new: pd.DataFrame, buffer: ReplayBuffer, replay: ReplaySettings, known_labels: list[str],
+                      seed: int) -> IncrementData:
+    """The increment the pipeline (prepare stage) and the benchmark train on: the new rows, each
+    old class's replay share sampled from the champion's buffer, and held-out old rows."""
+    per_class = replay.per_old_class(len(new), new["label"].nunique(), len(buffer.labels))
+    sample, old_validation = buffer.replay_and_validation(per_class, replay.validation_per_class, seed)
+    return IncrementData.from_parts(new, sample, old_validation, known_labels, seed)
+
+
+@dataclass(frozen=True)
+class IncrementReport:
+    """How an increment went: the loop's report and what the retention steps around it did."""
+
+    training: TrainReport
+    old_accuracy_trace: list[tuple[int, float]] = field(default_factory=list)  # early stopping's checks
+    bias_offsets: dict[str, float] | None = None  # new class -> offset added to its logit (bias correction)
+    held_out_new: int = 0                         # new rows held out of training to fit that offset
+
+    @property
+    def examples_processed(self) -> int:
+        return self.training.examples_processed
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.training.stopped_early
 
 
 def class_balance_weights(labels: list[str], new_labels: set[str]) -> list[float]:
@@ -56,49 +105,26 @@ def class_balance_weights(labels: list[str], new_labels: set[str]) -> list[float
 
 def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labels: list[str],
                     continual: ContinualSettings, train: TrainSettings, max_length: int,
-                    show_progress: bool = True) -> tuple[TrainReport, pd.DataFrame]:
+                    show_progress: bool = True) -> tuple[IncrementReport, pd.DataFrame]:
     """Train `model` in place on the increment; returns the report and the training mix used."""
     label_index = {label: i for i, label in enumerate(labels)}
-    continuing = bool(data.known_labels)
     data, held_out = _hold_out_for_bias_correction(data, continual, train.seed)
-    mix = data.training_mix(train.seed)
+    mix = data.mix
     unknown = sorted(set(mix["label"]) - set(label_index))
     if unknown:
         raise ValueError(f"the training mix has label(s) {unknown} that are not in data.labels {labels}")
     label_ids = [label_index[v] for v in mix["label"]]
     device = next(model.parameters()).device
-    objective = Objective(fgm_epsilon=continual.fgm_epsilon)
+    weights = None
     if continual.replay.balance_classes:
-        weights = class_balance_weights(mix["label"].tolist(), set(data.new["label"]))
-        objective.sample_weights = torch.tensor(weights, device=device)
-
-    distillation = continual.distillation
-    if continuing and distillation.weight > 0:
-        objective.teacher_logits = batch_logits(model, tokenizer, encode(tokenizer, mix["text"].tolist(), max_length))
-        objective.kd_weight = distillation.weight
-        objective.kd_temperature = distillation.temperature
-        objective.kd_classes = torch.tensor(sorted(label_index[v] for v in data.known_labels), device=device)
-    if continuing and distillation.feature_weight > 0 and mix["replayed"].any():
-        # the champion's text vectors of the replayed rows, the only ones kept (zeros elsewhere, unread)
-        replayed = mix["replayed"].to_numpy(dtype=bool)
-        objective.feature_module = text_vector_module(model)
-        vectors = batch_module_outputs(model, objective.feature_module, tokenizer,
-                                       encode(tokenizer, mix.loc[replayed, "text"].tolist(), max_length))
-        objective.teacher_features = vectors.new_zeros(len(mix), vectors.shape[1])
-        objective.feature_rows = torch.tensor(replayed, device=device)
-        objective.teacher_features[objective.feature_rows] = vectors
-        objective.feature_weight = distillation.feature_weight
-    if continuing and continual.regularization.method != "none":
-        objective.anchor = _weight_anchor(model, tokenizer, data, label_index, continual, max_length, train.seed)
-    if continuing and continual.early_stopping.enabled and not data.old_validation.empty:
-        objective.monitor = OldDataMonitor(
-            model, tokenizer, data.old_validation["text"].tolist(),
-            [label_index[v] for v in data.old_validation["label"]], max_length,
-            continual.early_stopping.max_old_drop, continual.early_stopping.checks_per_epoch,
-            continual.early_stopping.patience, continual.early_stopping.min_epochs)
-    report = fit(model, tokenizer, mix["text"].tolist(), label_ids, train, max_length,
-                 show_progress=show_progress, objective=objective)
-    if continuing and continual.align_head:
+        weights = torch.tensor(class_balance_weights(mix["label"].tolist(), set(data.new["label"])), device=device)
+    plugins = build_plugins(model, tokenizer, mix, data.old_validation, data.known_labels, label_index,
+                            continual, max_length, train.seed)
+    training = fit(model, tokenizer, mix["text"].tolist(), label_ids, train, max_length,
+                   show_progress=show_progress, example_weights=weights, plugins=plugins)
+    report = IncrementReport(training=training, old_accuracy_trace=next(
+        (p.trace for p in plugins if isinstance(p, EarlyStopOnOldData)), []))
+    if data.known_labels and continual.align_head:
         new_classes = sorted({label_index[v] for v in data.new["label"]} - {label_index[v] for v in data.known_labels})
         factor = align_head(model, sorted(label_index[v] for v in data.known_labels), new_classes)
         if factor is not None:
@@ -122,9 +148,11 @@ def _hold_out_for_bias_correction(data: IncrementData, continual: ContinualSetti
     if data.old_validation.empty:
         log.info("train: no held-out buffer rows of the old classes: no bias correction this time")
         return data, data.new.iloc[:0]
-    kept, held_out = bias_correction.hold_out_new_rows(data.new, arriving, settings.holdout_fraction,
-                                                       settings.min_holdout_per_class, seed)
-    return replace(data, new=kept), held_out
+    new = data.new
+    kept_new, held_out = bias_correction.hold_out_new_rows(new, arriving, settings.holdout_fraction,
+                                                           settings.min_holdout_per_class, seed)
+    kept = data.mix.drop(index=new.index.difference(kept_new.index)).reset_index(drop=True)
+    return replace(data, mix=kept), held_out
 
 
 def _correct_bias(model, tokenizer, old_validation: pd.DataFrame, held_out: pd.DataFrame,
@@ -141,26 +169,3 @@ def _correct_bias(model, tokenizer, old_validation: pd.DataFrame, held_out: pd.D
     log.info("train: bias correction on new classes' logits: %s, fitted on %d old and %d held-out new rows",
              ", ".join(f"{names[c]} {b:+.3f}" for c, b in offsets.items()), len(old_validation), len(held_out))
     return {names[c]: b for c, b in offsets.items()}
-
-
-def _weight_anchor(model, tokenizer, data: IncrementData, label_index: dict[str, int],
-                   continual: ContinualSettings, max_length: int, seed: int) -> WeightAnchor:
-    settings = continual.regularization
-    # head rows of classes the champion never learned are free to move: their anchor is random
-    unknown = sorted(set(label_index.values()) - {label_index[v] for v in data.known_labels})
-    if settings.method == "l2sp":
-        return WeightAnchor(model, settings.weight, free_classes=unknown)
-    # EWC: the Fisher information of the champion on data it learned (the buffer's rows).
-    old = pd.concat([data.replay, data.old_validation], ignore_index=True)
-    old = old.sample(n=min(len(old), settings.fisher_examples), random_state=seed) if len(old) else old
-    if old.empty:
-        log.info("train: EWC has no old examples to estimate the Fisher information on; using L2-SP")
-        return WeightAnchor(model, settings.weight, free_classes=unknown)
-    encoded = encode(tokenizer, old["text"].tolist(), max_length)
-    device = next(model.parameters()).device
-    batch_size = 8
-    batches = [tokenizer.pad({"input_ids": encoded[i:i + batch_size]}, return_tensors="pt").to(device)
-               for i in range(0, len(encoded), batch_size)]
-    targets = torch.tensor([label_index[v] for v in old["label"]], device=device)
-    return WeightAnchor(model, settings.weight, importance=fisher_diagonal(model, batches, targets, batch_size),
-                        free_classes=unknown)

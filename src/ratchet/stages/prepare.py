@@ -10,6 +10,7 @@ import pandas as pd
 from ratchet import atomic, store
 from ratchet.config import Settings
 from ratchet.continual.buffer import ReplayBuffer
+from ratchet.continual.increment import compose_increment
 from ratchet.paths import ProjectPaths
 from ratchet.stages._common import start
 
@@ -39,14 +40,9 @@ def main() -> None:
     new_rows = pd.concat([store.read_split(paths, b, "train").assign(source_batch=b) for b in new],
                          ignore_index=True)
     buffer = current_buffer(paths, settings, old)
-    replay_settings = settings.continual.replay
-    per_class = replay_settings.per_old_class(len(new_rows), new_rows["label"].nunique(), len(buffer.labels))
-    replay, old_validation = buffer.replay_and_validation(per_class, replay_settings.validation_per_class,
-                                                          settings.prepare.seed)
-    mix = pd.concat([new_rows.assign(replayed=False),
-                     replay.rename(columns={"batch_id": "source_batch"})[["id", "text", "label", "source_batch"]]
-                     .assign(replayed=True)], ignore_index=True)
-    mix = mix.sample(frac=1.0, random_state=settings.prepare.seed).reset_index(drop=True)
+    known_labels = sorted({label for e in catalog if e.status == "trained" for label in e.label_counts})
+    increment = compose_increment(new_rows, buffer, settings.continual.replay, known_labels, settings.prepare.seed)
+    mix, replay, old_validation = increment.mix, increment.replay, increment.old_validation
 
     # The buffer as it will be once the candidate is promoted: the new batches offered to it.
     next_buffer = ReplayBuffer(selection=buffer.selection, budget=buffer.budget, rows=buffer.rows.copy(),
@@ -73,13 +69,13 @@ def main() -> None:
         "old_batches": old,
         "champion": {"version": champion["version"], "dir": "data/champion"} if champion else None,
         # the classes the champion has learned: distillation keeps its answers on these
-        "known_labels": sorted({label for e in catalog if e.status == "trained" for label in e.label_counts}),
+        "known_labels": known_labels,
         "n_new": len(new_rows),
         "n_replay": len(replay),
         "n_old_validation": len(old_validation),
         "replay_ratio": round(len(replay) / len(mix), 4) if len(mix) else 0.0,
         "replay_by_label": {str(k): int(v) for k, v in replay["label"].value_counts().sort_index().items()},
-        "replay_by_batch": {str(k): int(v) for k, v in replay["batch_id"].value_counts().sort_index().items()},
+        "replay_by_batch": {str(k): int(v) for k, v in replay["source_batch"].value_counts().sort_index().items()},
         "buffer_size": len(buffer.rows),
         "eval_splits": splits,
     })

@@ -46,8 +46,7 @@ def _train(paths, settings, device: torch.device, worker: distributed.Worker) ->
     model = modeling.build_trainable(settings.model, labels, settings.train.seed, start_from)
     model.to(device)
     tokenizer = modeling.load_tokenizer(settings.model)
-    data = IncrementData(new=mix[~mix["replayed"]], replay=mix[mix["replayed"]],
-                         old_validation=pd.read_parquet(paths.old_validation),
+    data = IncrementData(mix=mix, old_validation=pd.read_parquet(paths.old_validation),
                          known_labels=plan["known_labels"] if start_from else [])
     report, _ = learn_increment(model, tokenizer, data, labels, settings.continual, settings.train,
                                 settings.model.max_length, show_progress=worker.is_main)
@@ -61,11 +60,11 @@ def _train(paths, settings, device: torch.device, worker: distributed.Worker) ->
         "finetune": settings.model.finetune,
     })
     atomic.write_json(paths.train_metrics, {
-        "examples": report.examples, "epochs": report.epochs, "steps": report.steps,
+        "examples": report.training.examples, "epochs": report.training.epochs, "steps": report.training.steps,
         "examples_processed": report.examples_processed, "n_new": plan["n_new"], "n_replay": plan["n_replay"],
-        "replay_ratio": plan["replay_ratio"], "final_loss": round(report.final_loss, 6),
-        "stopped_early": report.stopped_early, "seconds": round(report.seconds, 2),
-        "examples_per_second": round(report.examples_per_second, 2), "processes": worker.world_size,
+        "replay_ratio": plan["replay_ratio"], "final_loss": round(report.training.final_loss, 6),
+        "stopped_early": report.stopped_early, "seconds": round(report.training.seconds, 2),
+        "examples_per_second": round(report.training.examples_per_second, 2), "processes": worker.world_size,
         "old_accuracy_trace": [{"step": s, "accuracy": a} for s, a in report.old_accuracy_trace],
         # bias correction: new rows held out of training, and the offset fitted per new class
         "held_out_new": report.held_out_new,
