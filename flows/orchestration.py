@@ -24,16 +24,17 @@ from prefect.serializers import Serializer
 from prefect.tasks import Task, exponential_backoff
 from pydantic import Field
 
-from ratchet import lifecycle
+from ratchet.attempt import EarlierAttempt, PipelineRun, TrainingOutcome
 from ratchet.config import OrchestrationSettings
+from ratchet.intake import Arrival, DriftVerdict, TrainingDecision, ValidationVerdict
 from ratchet.paths import ProjectPaths
 
 log = logging.getLogger("ratchet")
 
 SERIALIZER_TYPE = "ratchet-json"
 # The only classes a persisted result can decode into.
-STEP_TYPES = {cls.__name__: cls for cls in (lifecycle.Arrival, lifecycle.StepResult, lifecycle.DriftVerdict,
-                                            lifecycle.TrainingOutcome)}
+STEP_TYPES = {cls.__name__: cls for cls in (Arrival, ValidationVerdict, DriftVerdict, TrainingDecision, PipelineRun,
+                                            TrainingOutcome, EarlierAttempt)}
 
 
 class UnsafeResult(ValueError):

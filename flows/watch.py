@@ -1,5 +1,6 @@
 """ratchet-watch: process every file of incoming/ in arrival order. Wiring only: each task is one
-function of ratchet.lifecycle, and tasks pass ids, paths and small dataclasses.
+function of ratchet.intake / attempt / champion / recovery, and tasks pass the run's Project (paths
+and settings, read once per flow run), ids, paths and small dataclasses.
 
 Tasks persist JSON results per root flow run (flows/orchestration.py): re-running a crashed flow
 run resumes after its last finished task. Tasks that talk to storage or the tracking server retry
@@ -14,53 +15,78 @@ from ratchet.offline import configure_offline
 
 configure_offline()  # before Prefect reads its settings
 
-from prefect import flow, get_run_logger, task  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+
+from prefect import Task, flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_link_artifact, create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from flows.orchestration import (  # noqa: E402
     project_dir, prune_results, result_storage, run_training_deployment, step_options, training_slot)
-from ratchet import lifecycle  # noqa: E402
+from ratchet import attempt, champion, dvc_repo, intake, recovery  # noqa: E402
+from ratchet.attempt import PipelineRun, TrainingOutcome  # noqa: E402
+from ratchet.batch_state import BatchState, BatchStates  # noqa: E402
 from ratchet.batches import BatchReadError, list_incoming  # noqa: E402
-from ratchet.paths import ProjectPaths  # noqa: E402
+from ratchet.intake import Arrival, DriftVerdict, TrainingDecision, ValidationVerdict  # noqa: E402
+from ratchet.project import Project  # noqa: E402
 from ratchet.summary import batch_markdown  # noqa: E402
 
-# Every step reads and writes project state: none is cached across flow runs (see Steps).
-receive = task(lifecycle.receive, name="receive", cache_policy=NO_CACHE)
-validate = task(lifecycle.validate, name="validate (Great Expectations)", cache_policy=NO_CACHE)
-check_drift = task(lifecycle.check_drift, name="drift (Evidently)", cache_policy=NO_CACHE)
-accept = task(lifecycle.accept, name="accept into data/", cache_policy=NO_CACHE)
-drift_report = task(lifecycle.drift_report, name="drift report (Evidently)", cache_policy=NO_CACHE)
-release_accumulated = task(lifecycle.release_accumulated, name="policy: train the accumulated batches?",
+
+def _push_data(project: Project) -> bool:
+    """`dvc push` to the project's default DVC remote, when it has one (False otherwise)."""
+    return dvc_repo.push(project.paths.root)
+
+
+# Every step reads and writes project state: none is cached across flow runs (see steps_for).
+receive = task(intake.receive, name="receive", cache_policy=NO_CACHE)
+validate = task(intake.validate, name="validate (Great Expectations)", cache_policy=NO_CACHE)
+check_drift = task(intake.check_drift, name="drift (Evidently)", cache_policy=NO_CACHE)
+accept = task(intake.accept, name="accept into data/", cache_policy=NO_CACHE)
+release_accumulated = task(intake.release_accumulated, name="policy: train the accumulated batches?",
                            cache_policy=NO_CACHE)
-run_pipeline = task(lifecycle.run_pipeline, name="dvc repro: prepare, train, evaluate, gate",
+fetch_remote = task(intake.fetch_remote, name="fetch new files from incoming_url", cache_policy=NO_CACHE)
+run_pipeline = task(attempt.run_pipeline, name="dvc repro: prepare, train, evaluate, gate",
                     cache_policy=NO_CACHE)  # no retries: a failed training is not retried blindly
-register = task(lifecycle.register, name="register (MLflow)", cache_policy=NO_CACHE)
-conclude = task(lifecycle.conclude, name="promote or reject", cache_policy=NO_CACHE)
-reconcile = task(lifecycle.reconcile, name="reconcile the ledger after interrupted runs", cache_policy=NO_CACHE)
-fetch_remote = task(lifecycle.fetch_remote, name="fetch new files from incoming_url", cache_policy=NO_CACHE)
-push_data = task(lifecycle.push_data, name="dvc push data/", cache_policy=NO_CACHE)
+register = task(attempt.register, name="register (MLflow)", cache_policy=NO_CACHE)
+conclude = task(champion.conclude, name="promote or reject", cache_policy=NO_CACHE)
+reconcile = task(recovery.reconcile, name="reconcile the ledger after interrupted runs", cache_policy=NO_CACHE)
+push_data = task(_push_data, name="dvc push data/", cache_policy=NO_CACHE)
 
 
+@dataclass(frozen=True)
 class Steps:
-    """The tasks above bound to one project: results persisted as JSON in its .ratchet-cache, resumable
-    within a root flow run; the I/O steps (storage, tracking server) retry with backoff."""
+    """The tasks above bound to one project: results persisted as JSON in its .ratchet-cache,
+    resumable within a root flow run; the I/O steps (storage, tracking server) retry with backoff."""
 
-    def __init__(self, project: str) -> None:
-        storage, io = result_storage(project), lifecycle.orchestration(project)
-        for name, step in [("receive", receive), ("validate", validate), ("accept", accept),
-                           ("release_accumulated", release_accumulated), ("run_pipeline", run_pipeline),
-                           ("conclude", conclude)]:
-            setattr(self, name, step.with_options(**step_options(storage)))
-        for name, step in [("check_drift", check_drift), ("register", register), ("fetch_remote", fetch_remote)]:
-            setattr(self, name, step.with_options(**step_options(storage, io=io)))
-        # idempotent and reading the project as it is now: never served from an earlier result
-        self.reconcile = reconcile.with_options(**step_options(storage, resumable=False))
-        self.push_data = push_data.with_options(**step_options(storage, io=io, resumable=False))
+    receive: Task[[Project, str], Arrival]
+    validate: Task[[Project, Arrival], ValidationVerdict]
+    check_drift: Task[[Project, Arrival], DriftVerdict]
+    accept: Task[[Project, Arrival, DriftVerdict], TrainingDecision]
+    release_accumulated: Task[[Project], TrainingDecision]
+    fetch_remote: Task[[Project], list[str]]
+    run_pipeline: Task[[Project, int, list[str]], PipelineRun | None]
+    register: Task[[Project, PipelineRun], TrainingOutcome]
+    conclude: Task[[Project, TrainingOutcome], TrainingOutcome]
+    reconcile: Task[[Project], list[str]]
+    push_data: Task[[Project], bool]
+
+
+def steps_for(project: Project) -> Steps:
+    storage, io = result_storage(project.root), project.settings.orchestration
+    resumable, with_io = step_options(storage), step_options(storage, io=io)
+    # idempotent and reading the project as it is now: never served from an earlier result
+    always = step_options(storage, resumable=False)
+    return Steps(receive=receive.with_options(**resumable), validate=validate.with_options(**resumable),
+                 check_drift=check_drift.with_options(**with_io), accept=accept.with_options(**resumable),
+                 release_accumulated=release_accumulated.with_options(**resumable),
+                 fetch_remote=fetch_remote.with_options(**with_io),
+                 run_pipeline=run_pipeline.with_options(**resumable), register=register.with_options(**with_io),
+                 conclude=conclude.with_options(**resumable), reconcile=reconcile.with_options(**always),
+                 push_data=push_data.with_options(**step_options(storage, io=io, resumable=False)))
 
 
 @flow(name="ratchet-train")
-def train_pending(project: str) -> lifecycle.TrainingOutcome | None:
+def train_pending(project: str) -> TrainingOutcome | None:
     """Train a candidate on every pending batch, gate it, register it, promote or reject it.
 
     The feedback loop: when the gate fails on forgetting, retrain with stronger retention (params
@@ -68,78 +94,80 @@ def train_pending(project: str) -> lifecycle.TrainingOutcome | None:
     One training at a time: Prefect's global concurrency limit `orchestration.training_limit`
     (across workers) and a lock file in the project (around `dvc repro`).
     """
-    project = project_dir(project)
-    steps = Steps(project)
-    pending = lifecycle.pending_batches(project)
+    loaded = Project.load(project_dir(project))
+    steps = steps_for(loaded)
+    pending = attempt.pending_batches(loaded)
     if not pending:
         return None
-    with training_slot(lifecycle.orchestration(project).training_limit):
-        earlier: list[lifecycle.TrainingOutcome] = []
-        for attempt in range(lifecycle.max_attempts(project)):
-            training = steps.run_pipeline(project, attempt, pending)
-            if "batch_ids" not in training.details:
+    attempts = loaded.settings.feedback.max_attempts
+    with training_slot(loaded.settings.orchestration.training_limit):
+        earlier: list[TrainingOutcome] = []
+        for number in range(attempts):
+            training = steps.run_pipeline(loaded, number, pending)
+            if training is None:
                 return None
-            outcome = steps.register(project, training)
-            if outcome.passed or not outcome.forgetting or attempt + 1 == lifecycle.max_attempts(project):
+            outcome = steps.register(loaded, training)
+            if outcome.passed or not outcome.forgetting or number + 1 == attempts:
                 break
             get_run_logger().info("attempt %d failed on forgetting (%s): retrying with stronger retention",
-                                  attempt + 1, outcome.reason)
+                                  number + 1, outcome.reason)
             earlier.append(outcome)
-        outcome = steps.conclude(project, outcome.with_earlier(earlier))
-    steps.push_data(project)
+        outcome = steps.conclude(loaded, outcome.with_earlier(earlier))
+    steps.push_data(loaded)
     return outcome
 
 
-def _train(project: str) -> None:
+def _train(project: Project) -> None:
     """Inline (the embedded default), or on the training pool's worker through its deployment."""
-    pool = lifecycle.orchestration(project).train_pool
+    pool = project.settings.orchestration.train_pool
     if pool:
         get_run_logger().info("training on work pool %r (deployment ratchet-train)", pool)
-        run_training_deployment(project, pool)
+        run_training_deployment(project.root, pool)
     else:
-        train_pending(project)
+        train_pending(project.root)
 
 
 @flow(name="ratchet-watch")
 def watch(project: str = ".") -> list[dict]:
     """Bootstrap the first champion if needed, then take each incoming file through its life."""
     logger = get_run_logger()
-    project = project_dir(project)
-    steps = Steps(project)
-    prune_results(project)
-    for line in steps.reconcile(project):
+    loaded = Project.load(project_dir(project))   # the settings of this whole run
+    steps = steps_for(loaded)
+    prune_results(loaded.root)
+    for line in steps.reconcile(loaded):
         logger.warning("reconciled: %s", line)
-    if lifecycle.orchestration(project).incoming_url:
-        fetched = steps.fetch_remote(project)
-        logger.info("fetched %d new file(s) from %s", len(fetched), lifecycle.orchestration(project).incoming_url)
-    if lifecycle.needs_first_champion(project):
+    if loaded.settings.orchestration.incoming_url:
+        fetched = steps.fetch_remote(loaded)
+        logger.info("fetched %d new file(s) from %s", len(fetched), loaded.settings.orchestration.incoming_url)
+    if recovery.needs_first_champion(loaded):
         logger.info("no champion yet: training the first one on the reference set")
-        lifecycle.open_reference_arrival(project)
-    if lifecycle.has_unfinished_training(project):
+        recovery.open_reference_arrival(loaded)
+    if recovery.has_unfinished_training(loaded):
         logger.info("finishing the training of batches accepted earlier")
-        _train(project)
-    released = steps.release_accumulated(project)
-    if released.ok:
+        _train(loaded)
+    released = steps.release_accumulated(loaded)
+    if released.train_now:
         logger.info("training the accumulated batches: %s", released.reason)
-        _train(project)
-    paths = ProjectPaths.at(project)
-    for path in list_incoming(paths.incoming):
-        arrival = steps.receive(project, str(path))
-        if arrival.state == "received":
-            _process(steps, project, arrival)
-        create_markdown_artifact(key=f"batch-{arrival.batch_id}", markdown=batch_markdown(paths, arrival.arrival),
+        _train(loaded)
+    for path in list_incoming(loaded.paths.incoming):
+        arrival = steps.receive(loaded, str(path))
+        if arrival.state == BatchState.RECEIVED:
+            _process(steps, loaded, arrival)
+        create_markdown_artifact(key=f"batch-{arrival.batch_id}",
+                                 markdown=batch_markdown(loaded.paths, arrival.arrival),
                                  description=f"ratchet: outcome of {arrival.file}")
-    return lifecycle.summary_rows(project)
+    return [asdict(e) for e in BatchStates(loaded.paths).current()]
 
 
-def _process(steps: Steps, project: str, arrival: lifecycle.Arrival) -> None:
-    if not steps.validate(project, arrival).ok:
+def _process(steps: Steps, project: Project, arrival: Arrival) -> None:
+    """One received file: validate, drift, accept, and train when the policy says so."""
+    if not steps.validate(project, arrival).passed:
         return
     drift = steps.check_drift(project, arrival)
     _link_drift_report(arrival.batch_id, drift.report, arrival.file, drift.severity)
-    accepted = steps.accept(project, arrival, drift)
+    decision = steps.accept(project, arrival, drift)
     steps.push_data(project)  # the accepted batch is safe in the remote before any training starts
-    if accepted.ok:
+    if decision.train_now:
         _train(project)
 
 
@@ -152,11 +180,12 @@ def _link_drift_report(batch_id: str, html_path: str, file: str, severity: str) 
 @flow(name="ratchet-report")
 def report(project: str = ".") -> list[dict]:
     """Drift reports of the files waiting in incoming/, for reviewers: nothing is moved or trained."""
-    project = project_dir(project)
+    loaded = Project.load(project_dir(project))
+    drift_report = task(intake.drift_report, name="drift report (Evidently)", cache_policy=NO_CACHE)
     rows = []
-    for path in list_incoming(ProjectPaths.at(project).incoming):
+    for path in list_incoming(loaded.paths.incoming):
         try:
-            result = drift_report(project, str(path), validate_first=True)
+            result = drift_report(loaded, str(path), validate_first=True)
         except BatchReadError as error:
             rows.append({"file": path.name, "severity": "invalid", "reasons": [str(error)], "report": ""})
             continue

@@ -1,24 +1,19 @@
-"""Incoming batch files: read and normalise them, hash their content, and keep the ledger of states."""
+"""Incoming batch files: list, read and normalise them, and hash their content (the batch id)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from ratchet import atomic
 from ratchet.config import DataSettings
 
 log = logging.getLogger("ratchet")
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
-TERMINAL_STATES = ("promoted", "rejected", "quarantined", "accumulated", "duplicate")
 
 
 class BatchReadError(ValueError):
@@ -86,67 +81,3 @@ def content_hash(raw: pd.DataFrame) -> str:
     for row in ordered.itertuples(index=False, name=None):
         digest.update(json.dumps([None if v is None or v != v else str(v) for v in row]).encode())
     return "b-" + digest.hexdigest()[:12]
-
-
-@dataclass
-class LedgerEntry:
-    """One event in a batch's life; the newest entry of an arrival is its current state."""
-
-    arrival: int
-    batch_id: str
-    file: str
-    state: str
-    reason: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-
-
-class Ledger:
-    """Append-only record of every batch arrival and its states (JSON Lines, rewritten atomically)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def entries(self) -> list[LedgerEntry]:
-        if not self.path.exists():
-            return []
-        entries = []
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                entries.append(LedgerEntry(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as error:
-                raise ValueError(f"{self.path}: line {number} is not a ledger entry: {error}") from None
-        return entries
-
-    def append(self, entry: LedgerEntry) -> LedgerEntry:
-        lines = [json.dumps(asdict(e), sort_keys=True) for e in self.entries()]
-        lines.append(json.dumps(asdict(entry), sort_keys=True))
-        atomic.write_text(self.path, "\n".join(lines) + "\n")
-        log.info("ledger: %s (%s) -> %s%s", entry.batch_id, entry.file, entry.state,
-                 f": {entry.reason}" if entry.reason else "")
-        return entry
-
-    def next_arrival(self) -> int:
-        return max((e.arrival for e in self.entries()), default=0) + 1
-
-    def current(self) -> list[LedgerEntry]:
-        """The newest entry of every arrival, in arrival order."""
-        newest: dict[int, LedgerEntry] = {}
-        for entry in self.entries():
-            newest[entry.arrival] = entry
-        return [newest[a] for a in sorted(newest)]
-
-    def seen(self, batch_id: str) -> LedgerEntry | None:
-        """The first non-duplicate arrival of this content, if any."""
-        for entry in self.current():
-            if entry.batch_id == batch_id and entry.state != "duplicate":
-                return entry
-        return None
-
-    def record(self, arrival: int, batch_id: str, file: str, state: str, reason: str = "",
-               metrics: dict[str, Any] | None = None, details: dict[str, Any] | None = None) -> LedgerEntry:
-        return self.append(LedgerEntry(arrival=arrival, batch_id=batch_id, file=file, state=state,
-                                       reason=reason, metrics=metrics or {}, details=details or {}))

@@ -24,6 +24,8 @@ app.add_typer(bench_app, name="bench")
 console = Console()
 if not console.is_terminal:  # logs and CI: do not fold the status table into 80 columns
     console = Console(width=160)
+# Log lines go to stderr, so that every `--json` output on stdout is pure JSON.
+log_console = Console(stderr=True, width=None if console.is_terminal else 160)
 ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="Project folder (holds params.yaml).")]
 
 STATE_STYLE = {"promoted": "green", "rejected": "red", "quarantined": "yellow", "accumulated": "cyan",
@@ -35,7 +37,7 @@ def _setup(verbose: bool = False) -> None:
     # Prefect's per-task "Finished in state Completed()" lines drown ratchet's own decisions.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+                        handlers=[RichHandler(console=log_console, show_path=False)], force=True)
     logging.getLogger("ratchet").setLevel(logging.INFO)
 
 
@@ -112,17 +114,18 @@ def init(reference: Annotated[Path, typer.Argument(help="Labeled reference file 
          project: ProjectOption = Path(".")) -> None:
     """Start a project on your own data: validate the reference set (task 0) and track it in data/."""
     _setup()
-    from ratchet import dvc_repo, lifecycle, store
-    from ratchet.validation import validate
-
+    from ratchet import dvc_repo, store
     from ratchet.batches import BatchReadError
-    from ratchet.config import ConfigError
+    from ratchet.config import ConfigError, load_settings
+    from ratchet.intake import load_batch
+    from ratchet.validation import validate
 
     paths = ProjectPaths.at(project)
     try:
         if store.read_catalog(paths):
             raise store.CatalogError(f"{paths.catalog} exists: this project has its reference set already")
-        settings, frame, batch_id = lifecycle.read_reference_file(str(paths.root), reference)
+        settings = load_settings(paths.params)
+        batch_id, frame = load_batch(reference, settings)
     except (BatchReadError, ConfigError, store.CatalogError, FileNotFoundError) as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
@@ -238,16 +241,16 @@ def rollback(reason: Annotated[str, typer.Option("--reason", help="Why: kept in 
              project: ProjectOption = Path(".")) -> None:
     """Move `champion` back to the `previous` version (and data/champion/ with it), recorded."""
     _setup()
-    from ratchet import lifecycle
+    from ratchet.champion import rollback as roll_back
+    from ratchet.project import Project
 
-    paths = ProjectPaths.at(project)
     try:
-        result = lifecycle.rollback(str(paths.root), reason)
+        move = roll_back(Project.load(project), reason)
     except RuntimeError as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
-    console.print(f"champion is v{result['to_version']} again (was v{result['from_version']}); "
-                  f"batches no longer in the champion: {', '.join(result['batches_undone']) or 'none'}")
+    console.print(f"champion is v{move.to_version} again (was v{move.from_version}); "
+                  f"batches no longer in the champion: {', '.join(move.batches_undone) or 'none'}")
 
 
 @app.command()
@@ -257,14 +260,14 @@ def promote(version: Annotated[str, typer.Argument(help="Registered model versio
             project: ProjectOption = Path(".")) -> None:
     """Make a registered version the champion: gated against the current one unless --force."""
     _setup()
-    from ratchet import lifecycle
+    from ratchet.champion import PromotionRefused, promote_version
     from ratchet.locking import LockTimeout
+    from ratchet.project import Project
     from ratchet.registry import ChampionMoved
 
-    paths = ProjectPaths.at(project)
     try:
-        result = lifecycle.promote_version(str(paths.root), version, reason, force=force)
-    except lifecycle.PromotionRefused as refused:
+        move = promote_version(Project.load(project), version, reason, force=force)
+    except PromotionRefused as refused:
         console.print(f"[red]refused:[/] v{version} fails the gate against the champion:")
         for check in refused.gate.failing():
             console.print(f"  - {check.reason}")
@@ -273,9 +276,9 @@ def promote(version: Annotated[str, typer.Argument(help="Registered model versio
     except (RuntimeError, LockTimeout, ChampionMoved) as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
-    forced = " [yellow](forced past the gate)[/]" if result["forced"] else ""
-    console.print(f"champion is v{result['to_version']} (was v{result['from_version']}){forced}; "
-                  f"batches no longer in the champion: {', '.join(result['batches_undone']) or 'none'}")
+    forced = " [yellow](forced past the gate)[/]" if move.forced else ""
+    console.print(f"champion is v{move.to_version} (was v{move.from_version}){forced}; "
+                  f"batches no longer in the champion: {', '.join(move.batches_undone) or 'none'}")
 
 
 @app.command()
@@ -314,13 +317,15 @@ def drift(files: Annotated[list[Path], typer.Argument(help="Batch files (CSV, Pa
           as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Drift report of batch files against the reference, without processing them (for reviewers)."""
     _setup()
-    from ratchet import lifecycle
     from ratchet.batches import BatchReadError
+    from ratchet.intake import drift_report
+    from ratchet.project import Project
 
+    loaded = Project.load(project)
     results = []
     for file in files:
         try:
-            result = lifecycle.drift_report(str(project), str(file), validate_first=True)
+            result = drift_report(loaded, str(file), validate_first=True)
         except (BatchReadError, OSError) as error:
             console.print(f"[red]error:[/] {file}: {error}")
             raise typer.Exit(2) from None
@@ -353,7 +358,7 @@ def predict(texts: Annotated[list[str], typer.Argument(help="One or more texts t
         ranked = sorted(zip(classifier.labels, row), key=lambda item: -item[1])
         console.print(f"[bold]{ranked[0][0]}[/] ({ranked[0][1]:.2f})  "
                       + ", ".join(f"{label} {p:.2f}" for label, p in ranked[1:3])
-                      + f"  <- {text[:80]!r}  [dim]champion v{manifest['version']}[/]")
+                      + f"  <- {text[:80]!r}  [dim]champion v{manifest.version}[/]")
 
 
 if __name__ == "__main__":

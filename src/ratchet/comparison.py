@@ -1,33 +1,67 @@
-"""Candidate and champion on the same labeled examples: the numbers the gate reads.
+"""Candidate and champion on the same labeled examples: the evaluation report the gate reads.
 
-Used by the evaluate stage (every candidate) and by `ratchet promote` (any registered version).
+One function for every judgement: the evaluate stage (each candidate of the pipeline) and
+`ratchet promote` (any registered version, by hand) both call `evaluate_candidate`, so a hand
+promotion is gated on the same kind of report, BWT and FWT included.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
-from ratchet.evaluation import paired_counts, split_metrics
+from ratchet.evaluation import average_accuracy, increments, paired_counts, split_metrics
 from ratchet.modeling import Classifier
+from ratchet.records import CandidateSummary, ChampionManifest, EvalReport, Miss, SplitComparison, SplitRole
 
 
-def compare_on_splits(candidate: Classifier, champion: Classifier | None,
-                      suite: list[tuple[str, str, pd.DataFrame]], batch_size: int) -> dict[str, dict]:
-    """Per split (name, role, frame with id/text/label): metrics of each model and the paired counts."""
+@dataclass(frozen=True)
+class EvalSplit:
+    name: str
+    role: SplitRole
+    frame: pd.DataFrame          # id, text, label
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    report: EvalReport
+    increments: list[dict]       # average accuracy, BWT, FWT per promoted step, then the candidate
+    history_models: list[str]    # the accuracy matrix's rows: promoted steps' models, then "candidate"
+    matrix: list[dict[str, float]]
+
+
+def compare_on_splits(candidate: Classifier, champion: Classifier | None, suite: list[EvalSplit],
+                      batch_size: int) -> dict[str, SplitComparison]:
+    """Per split: metrics of each model and the paired counts."""
     splits = {}
-    for name, role, frame in suite:
+    for split in suite:
+        frame = split.frame
         texts, truth = frame["text"].tolist(), frame["label"].tolist()
-        predictions = {"candidate": candidate.predict(texts, batch_size)}
-        if champion is not None:
-            predictions["champion"] = champion.predict(texts, batch_size)
-        result = {"role": role, "n": len(frame), "champion": None, "paired": None}
-        for model, predicted in predictions.items():
-            result[model] = split_metrics(truth, predicted).to_dict()
-        if champion is not None:
-            result["paired"] = paired_counts(truth, predictions["champion"], predictions["candidate"])
-        if role == "canary":
-            result["candidate_misses"] = [
-                {"id": str(i), "text": t[:120], "label": y, "predicted": p}
-                for i, t, y, p in zip(frame["id"], texts, truth, predictions["candidate"]) if y != p]
-        splits[name] = result
+        candidate_says = candidate.predict(texts, batch_size)
+        champion_says = champion.predict(texts, batch_size) if champion is not None else None
+        misses = [Miss(id=str(i), text=t[:120], label=y, predicted=p)
+                  for i, t, y, p in zip(frame["id"], texts, truth, candidate_says) if y != p] \
+            if split.role == "canary" else []
+        splits[split.name] = SplitComparison(
+            role=split.role, n=len(frame), candidate=split_metrics(truth, candidate_says),
+            champion=split_metrics(truth, champion_says) if champion_says is not None else None,
+            paired=paired_counts(truth, champion_says, candidate_says) if champion_says is not None else None,
+            candidate_misses=misses)
     return splits
+
+
+def evaluate_candidate(candidate: Classifier, champion: Classifier | None, manifest: ChampionManifest | None,
+                       suite: list[EvalSplit], n_labels: int, batch_size: int) -> Evaluation:
+    """The eval report of `candidate` against the champion (`manifest` its data/champion manifest)."""
+    splits = compare_on_splits(candidate, champion, suite, batch_size)
+    candidate_row = {name: s.candidate.accuracy for name, s in splits.items() if s.role != "canary"}
+    before_now = {name: s.champion.accuracy for name, s in splits.items() if s.role == "new" and s.champion}
+    history = list(manifest.history) if manifest else []
+    steps = increments(history, candidate_row, before_now, n_labels)
+    report = EvalReport(champion_version=manifest.version if manifest else None,
+                        candidate=CandidateSummary(average_accuracy=round(average_accuracy(candidate_row), 6),
+                                                   bwt=steps[-1]["bwt"], fwt=steps[-1]["fwt"]),
+                        splits=splits)
+    return Evaluation(report=report, increments=steps, history_models=[h.model for h in history] + ["candidate"],
+                      matrix=[h.accuracy for h in history] + [candidate_row])

@@ -5,27 +5,15 @@ Pure functions: predictions in, numbers out. The evaluate stage feeds them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from ratchet.records import ClassScores, HistoryStep, ModelScores, PairCount, PairedCounts
 
 
-@dataclass(frozen=True)
-class SplitMetrics:
-    n: int
-    accuracy: float
-    macro_f1: float
-    per_class_recall: dict[str, float]
-    per_class: dict[str, dict[str, float]]   # label -> precision, recall, f1, support
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def split_metrics(truth: list[str], predicted: list[str]) -> SplitMetrics:
+def split_metrics(truth: list[str], predicted: list[str]) -> ModelScores:
     """Accuracy, macro-F1 over the classes present in `truth`, and recall per true class."""
     if len(truth) != len(predicted):
         raise ValueError(f"{len(truth)} labels but {len(predicted)} predictions")
     if not truth:
-        return SplitMetrics(n=0, accuracy=0.0, macro_f1=0.0, per_class_recall={}, per_class={})
+        return ModelScores(n=0, accuracy=0.0, macro_f1=0.0, per_class_recall={}, per_class={})
     correct = sum(t == p for t, p in zip(truth, predicted))
     per_class = {}
     for label in sorted(set(truth)):
@@ -35,27 +23,28 @@ def split_metrics(truth: list[str], predicted: list[str]) -> SplitMetrics:
         recall = true_positive / actual
         precision = true_positive / claimed if claimed else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": actual}
-    return SplitMetrics(n=len(truth), accuracy=correct / len(truth),
-                        macro_f1=sum(c["f1"] for c in per_class.values()) / len(per_class),
-                        per_class_recall={label: c["recall"] for label, c in per_class.items()},
-                        per_class=per_class)
+        per_class[label] = ClassScores(precision=precision, recall=recall, f1=f1, support=actual)
+    return ModelScores(n=len(truth), accuracy=correct / len(truth),
+                       macro_f1=sum(c.f1 for c in per_class.values()) / len(per_class),
+                       per_class_recall={label: c.recall for label, c in per_class.items()},
+                       per_class=per_class)
 
 
-def paired_counts(truth: list[str], champion: list[str], candidate: list[str]) -> dict:
+def paired_counts(truth: list[str], champion: list[str], candidate: list[str]) -> PairedCounts:
     """Counts of a paired comparison on the same examples, overall and per true class.
 
     `champion_only`: the champion is right and the candidate wrong (a negative flip, a regression);
     `candidate_only`: the reverse. McNemar's test needs only these two numbers.
     """
-    def count(indices: list[int]) -> dict[str, int]:
-        return {"n": len(indices),
-                "champion_only": sum(champion[i] == truth[i] != candidate[i] for i in indices),
-                "candidate_only": sum(candidate[i] == truth[i] != champion[i] for i in indices)}
+    def count(indices: list[int]) -> PairCount:
+        return PairCount(n=len(indices),
+                         champion_only=sum(champion[i] == truth[i] != candidate[i] for i in indices),
+                         candidate_only=sum(candidate[i] == truth[i] != champion[i] for i in indices))
 
     everything = list(range(len(truth)))
-    return {**count(everything),
-            "per_class": {label: count([i for i in everything if truth[i] == label]) for label in sorted(set(truth))}}
+    return PairedCounts(**count(everything).model_dump(),
+                        per_class={label: count([i for i in everything if truth[i] == label])
+                                   for label in sorted(set(truth))})
 
 
 def average_accuracy(row: dict[str, float]) -> float:
@@ -99,3 +88,30 @@ def matrix_summary(matrix: list[dict[str, float]], learned_at: dict[str, int],
         "bwt": backward_transfer(matrix, learned_at),
         "fwt": forward_transfer(matrix, learned_at, baseline) if baseline else None,
     }
+
+
+def increments(history: list[HistoryStep], candidate_row: dict[str, float], before_now: dict[str, float],
+               n_labels: int) -> list[dict]:
+    """Average accuracy, BWT and FWT after each promoted step and for the candidate (the last row).
+
+    `history` is the champion's (its manifest's accuracy rows); `before_now` the champion's accuracy
+    on the splits the candidate learns. A split is learned at the first step whose row has it. FWT
+    compares the accuracy on a split just before learning it (kept in the history as `before`)
+    with chance level.
+    """
+    rows = [h.accuracy for h in history] + [candidate_row]
+    befores = [h.before for h in history] + [before_now]
+    learned_at: dict[str, int] = {}
+    out = []
+    for step, row in enumerate(rows):
+        for split in row:
+            learned_at.setdefault(split, step)
+        # R[step-1] extended with the accuracy before learning, on the splits learned at `step`
+        matrix = [dict(r) for r in rows[:step + 1]]
+        if step >= 1:
+            matrix[step - 1].update(befores[step])
+        chance = {split: 1.0 / n_labels for split in learned_at}
+        summary = matrix_summary(matrix, learned_at, chance)
+        out.append({"step": step, "model": history[step].model if step < len(history) else "candidate",
+                    **{k: (round(v, 6) if v is not None else None) for k, v in summary.items()}})
+    return out

@@ -11,54 +11,15 @@ Checks (thresholds in params.yaml `gate`):
 - new_split_floor / new_split_gain   the new data must be learned, and not worse than the champion;
 - canary              the must-pass examples of data/canary.csv, when the project has them.
 
-A rejection is an outcome, not an error: decide() always returns a GateResult with reasons.
+A rejection is an outcome, not an error: decide() always returns a GateDecision (ratchet.records) with reasons.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 from scipy.stats import binomtest
 
 from ratchet.config import GateSettings
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    split: str
-    value: float
-    threshold: float
-    passed: bool
-    reason: str
-    p_value: float | None = None
-
-
-@dataclass(frozen=True)
-class GateResult:
-    passed: bool
-    checks: list[Check]
-    champion_version: str | None
-
-    def failing(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
-
-    def summary(self) -> str:
-        if self.passed:
-            return f"passed all {len(self.checks)} checks"
-        return "; ".join(c.reason for c in self.failing())
-
-    def forgetting(self) -> bool:
-        """Did it fail on what the champion knew (so stronger retention is worth a retry)?"""
-        return any(c.name in FORGETTING_CHECKS for c in self.failing())
-
-    def to_dict(self) -> dict:
-        checks = sorted(self.checks, key=lambda c: c.passed)  # failing checks first
-        return {"passed": self.passed, "champion_version": self.champion_version, "forgetting": self.forgetting(),
-                "summary": self.summary(), "checks": [asdict(c) for c in checks]}
-
-
-FORGETTING_CHECKS = {"old_split_drop", "class_recall_drop", "negative_flip_rate", "old_split_floor"}
+from ratchet.records import Check, EvalReport, GateDecision, PairCount, SplitComparison
 
 
 def mcnemar_p_value(champion_only: int, candidate_only: int) -> float:
@@ -76,10 +37,10 @@ def _pts(value: float) -> str:
     return f"{value * 100:+.1f} pts"
 
 
-def _drop_check(name: str, split: str, label: str, before: float, after: float, paired: dict | None,
+def _drop_check(name: str, split: str, label: str, before: float, after: float, paired: PairCount | None,
                 allowed: float, ceiling: float, alpha: float) -> Check:
     drop = before - after
-    p_value = mcnemar_p_value(paired["champion_only"], paired["candidate_only"]) if paired else None
+    p_value = mcnemar_p_value(paired.champion_only, paired.candidate_only) if paired else None
     significant = p_value is None or p_value < alpha   # without paired counts, judge the drop alone
     beyond_ceiling = drop > ceiling + 1e-12
     failed = beyond_ceiling or (drop > allowed + 1e-12 and significant)
@@ -95,32 +56,32 @@ def _drop_check(name: str, split: str, label: str, before: float, after: float, 
                  reason=f"{label}: {before:.3f} -> {after:.3f} ({_pts(-drop)}), {why}")
 
 
-def _old_split_checks(name: str, split: dict, settings: GateSettings) -> list[Check]:
-    candidate, champion, paired = split["candidate"], split["champion"], split.get("paired")
-    checks = [_drop_check("old_split_drop", name, f"old split {name}", champion["accuracy"], candidate["accuracy"],
+def _old_split_checks(name: str, split: SplitComparison, settings: GateSettings) -> list[Check]:
+    candidate, champion, paired = split.candidate, split.champion, split.paired
+    checks = [_drop_check("old_split_drop", name, f"old split {name}", champion.accuracy, candidate.accuracy,
                           paired, settings.max_old_split_drop, settings.hard_max_old_split_drop,
                           settings.significance)]
-    for label, recall_before in sorted(champion.get("per_class_recall", {}).items()):
-        recall_after = candidate.get("per_class_recall", {}).get(label, 0.0)
-        class_paired = paired["per_class"].get(label) if paired else None
+    for label, recall_before in sorted(champion.per_class_recall.items()):
+        recall_after = candidate.per_class_recall.get(label, 0.0)
+        class_paired = paired.per_class.get(label) if paired else None
         checks.append(_drop_check("class_recall_drop", name, f"class {label!r} on {name}", recall_before,
                                   recall_after, class_paired, settings.max_class_recall_drop,
                                   settings.hard_max_class_recall_drop, settings.significance))
-    floor_ok = candidate["accuracy"] >= settings.min_old_split_accuracy
+    floor_ok = candidate.accuracy >= settings.min_old_split_accuracy
     if settings.min_old_split_accuracy > 0:
-        checks.append(Check(name="old_split_floor", split=name, value=round(candidate["accuracy"], 6),
+        checks.append(Check(name="old_split_floor", split=name, value=round(candidate.accuracy, 6),
                             threshold=settings.min_old_split_accuracy, passed=floor_ok,
-                            reason=f"old split {name}: accuracy {candidate['accuracy']:.3f} "
+                            reason=f"old split {name}: accuracy {candidate.accuracy:.3f} "
                                    f"{'>=' if floor_ok else '<'} floor {settings.min_old_split_accuracy:.3f}"))
     return checks
 
 
-def _flip_rate_check(old_splits: dict[str, dict], settings: GateSettings) -> Check | None:
-    counted = [s["paired"] for s in old_splits.values() if s.get("paired")]
-    total = sum(p["n"] for p in counted)
+def _flip_rate_check(old_splits: dict[str, SplitComparison], settings: GateSettings) -> Check | None:
+    counted = [s.paired for s in old_splits.values() if s.paired]
+    total = sum(p.n for p in counted)
     if not total:
         return None
-    flips = sum(p["champion_only"] for p in counted)
+    flips = sum(p.champion_only for p in counted)
     rate = flips / total
     ok = rate <= settings.max_negative_flip_rate + 1e-12
     return Check(name="negative_flip_rate", split="old splits", value=round(rate, 6),
@@ -129,9 +90,9 @@ def _flip_rate_check(old_splits: dict[str, dict], settings: GateSettings) -> Che
                          f"({rate * 100:.1f}%, allowed {settings.max_negative_flip_rate * 100:.1f}%)"))
 
 
-def _new_split_checks(name: str, split: dict, settings: GateSettings) -> list[Check]:
-    candidate = split["candidate"]["accuracy"]
-    champion = split["champion"]["accuracy"] if split.get("champion") else None
+def _new_split_checks(name: str, split: SplitComparison, settings: GateSettings) -> list[Check]:
+    candidate = split.candidate.accuracy
+    champion = split.champion.accuracy if split.champion else None
     ok = candidate >= settings.min_new_split_accuracy
     checks = [Check(name="new_split_floor", split=name, value=round(candidate, 6),
                     threshold=settings.min_new_split_accuracy, passed=ok,
@@ -147,27 +108,26 @@ def _new_split_checks(name: str, split: dict, settings: GateSettings) -> list[Ch
     return checks
 
 
-def _canary_check(split: dict, settings: GateSettings) -> Check:
-    accuracy = split["candidate"]["accuracy"]
+def _canary_check(split: SplitComparison, settings: GateSettings) -> Check:
+    accuracy = split.candidate.accuracy
     ok = accuracy >= settings.canary_min_accuracy - 1e-12
-    misses = split.get("candidate_misses", [])
-    shown = "; ".join(f"{m['id']} ({m['label']} read as {m['predicted']})" for m in misses[:3])
+    shown = "; ".join(f"{m.id} ({m.label} read as {m.predicted})" for m in split.candidate_misses[:3])
     return Check(name="canary", split="canary", value=round(accuracy, 6), threshold=settings.canary_min_accuracy,
                  passed=ok, reason=(f"canary: {accuracy:.3f} of the must-pass examples right "
                                     f"(required {settings.canary_min_accuracy:.3f})" + (f"; missed {shown}" if shown else "")))
 
 
-def decide(evaluation: dict, settings: GateSettings) -> GateResult:
-    """Apply the gate to an eval report (metrics/eval.json's content)."""
+def decide(evaluation: EvalReport, settings: GateSettings) -> GateDecision:
+    """Apply the gate to an eval report (what metrics/eval.json holds). A rejection is a decision
+    with reasons, never an exception."""
     checks: list[Check] = []
-    splits = evaluation["splits"]
-    old_splits = {n: s for n, s in splits.items() if s["role"] == "old" and s.get("champion")}
-    for name, split in sorted(splits.items()):
-        if split["role"] == "old" and split.get("champion"):
+    old_splits = {n: s for n, s in evaluation.splits.items() if s.role == "old" and s.champion}
+    for name, split in sorted(evaluation.splits.items()):
+        if split.role == "old" and split.champion:
             checks += _old_split_checks(name, split, settings)
-        elif split["role"] == "new":
+        elif split.role == "new":
             checks += _new_split_checks(name, split, settings)
-        elif split["role"] == "canary":
+        elif split.role == "canary":
             checks.append(_canary_check(split, settings))
     flip = _flip_rate_check(old_splits, settings)
     if flip is not None:
@@ -175,5 +135,4 @@ def decide(evaluation: dict, settings: GateSettings) -> GateResult:
     if not any(c.name.startswith("new_split") or c.name.startswith("old_split") for c in checks):
         checks.append(Check(name="has_checks", split="", value=0, threshold=1, passed=False,
                             reason="no eval split to judge the candidate on"))
-    return GateResult(passed=all(c.passed for c in checks), checks=checks,
-                      champion_version=evaluation.get("champion_version"))
+    return GateDecision.of(checks, evaluation.champion_version)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ratchet import atomic
+from ratchet import records
 from ratchet.config import ModelSettings
+from ratchet.records import ModelManifest
 
 log = logging.getLogger("ratchet")
 
@@ -118,11 +119,11 @@ def _base_classifier(settings: ModelSettings, labels: list[str], seed: int, weig
     return use_mean_pooling(model) if settings.pooling == "mean" else model
 
 
-def read_manifest(model_dir: Path) -> dict:
+def read_manifest(model_dir: Path) -> ModelManifest:
     path = model_dir / MODEL_MANIFEST
     if not path.exists():
         raise ModelError(f"{model_dir} is not a ratchet model folder: {MODEL_MANIFEST} is missing")
-    return atomic.read_json(path)
+    return records.read(path, ModelManifest)
 
 
 def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start_from: Path | None):
@@ -134,13 +135,14 @@ def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start
     """
     from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 
-    kind = read_manifest(start_from)["kind"] if start_from else None
-    if kind is not None and read_manifest(start_from)["labels"] != labels:
+    manifest = read_manifest(start_from) if start_from else None
+    kind = manifest.kind if manifest else None
+    if manifest and manifest.labels != labels:
         raise ModelError(f"the champion in {start_from} was trained for labels "
-                         f"{read_manifest(start_from)['labels']}, but data.labels is {labels}")
-    if kind is not None and read_manifest(start_from).get("pooling", "cls") != settings.pooling:
+                         f"{manifest.labels}, but data.labels is {labels}")
+    if manifest and manifest.pooling != settings.pooling:
         raise ModelError(f"the champion in {start_from} reads its text with "
-                         f"{read_manifest(start_from).get('pooling', 'cls')} pooling, but model.pooling is "
+                         f"{manifest.pooling} pooling, but model.pooling is "
                          f"{settings.pooling}: a champion cannot be continued with another pooling")
     if settings.finetune == "lora":
         if kind == "full":
@@ -178,14 +180,17 @@ def freeze_all_but_top_layers(model: torch.nn.Module, top_layers: int) -> None:
             p.requires_grad = True
 
 
-def save_model(model, out_dir: Path, settings: ModelSettings, labels: list[str], extra: dict) -> None:
+def save_model(model, out_dir: Path, settings: ModelSettings, labels: list[str],
+               parent_version: str | None = None, trained_batches: list[str] | None = None) -> ModelManifest:
     """Save weights as safetensors plus a manifest; LoRA saves only the adapter and trained modules."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
-    kind = "lora" if hasattr(model, "peft_config") else "full"
-    atomic.write_json(out_dir / MODEL_MANIFEST, {
-        "kind": kind, "base_model": settings.base, "labels": labels, "pooling": settings.pooling,
-        "max_length": settings.max_length, **extra})
+    manifest = ModelManifest(kind="lora" if hasattr(model, "peft_config") else "full", base_model=settings.base,
+                             labels=labels, pooling=settings.pooling, max_length=settings.max_length,
+                             finetune=settings.finetune, parent_version=parent_version,
+                             trained_batches=trained_batches or [])
+    records.write(out_dir / MODEL_MANIFEST, manifest)
+    return manifest
 
 
 @dataclass
@@ -238,14 +243,13 @@ def load_classifier(model_dir: Path, settings: ModelSettings, labels: list[str] 
     from peft import PeftModel
 
     manifest = read_manifest(model_dir)
-    labels = labels or manifest["labels"]
-    model_settings = settings.model_copy(update={"base": manifest.get("base_model", settings.base),
-                                                 "pooling": manifest.get("pooling", "cls")})
-    if manifest["kind"] == "lora":
+    labels = labels or manifest.labels
+    model_settings = settings.model_copy(update={"base": manifest.base_model, "pooling": manifest.pooling})
+    if manifest.kind == "lora":
         base = _base_classifier(model_settings, labels, seed=0)
         model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
     else:
         model = _base_classifier(model_settings, labels, seed=0, weights=model_dir)
     model.to(pick_device()).eval()
     return Classifier(model=model, tokenizer=load_tokenizer(model_settings), labels=list(labels),
-                      max_length=int(manifest.get("max_length", settings.max_length)))
+                      max_length=manifest.max_length)

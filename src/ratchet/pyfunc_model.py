@@ -23,7 +23,7 @@ class RatchetClassifierModel(PythonModel):
         configure_offline()
         model_dir = Path(context.artifacts["model"])
         manifest = read_manifest(model_dir)
-        settings = ModelSettings(base=manifest["base_model"], max_length=manifest["max_length"])
+        settings = ModelSettings(base=manifest.base_model, max_length=manifest.max_length)
         self.classifier = load_classifier(model_dir, settings)
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ratchet import records
 from ratchet.config import Settings
 from ratchet.paths import ProjectPaths
+from ratchet.records import ChampionManifest
 
 log = logging.getLogger("ratchet")
 
@@ -312,10 +314,10 @@ def lineage(paths: ProjectPaths, settings: Settings, version: str) -> list[dict]
 CHAMPION_MANIFEST_ARTIFACT = "champion/ratchet_model.json"
 
 
-def log_champion_manifest(paths: ProjectPaths, settings: Settings, run_id: str, manifest: dict) -> None:
+def log_champion_manifest(paths: ProjectPaths, settings: Settings, run_id: str, manifest: ChampionManifest) -> None:
     """Keep the champion manifest (cumulative batches, accuracy history) with the run that made it."""
     mlflow = _connect(paths, settings)
-    mlflow.MlflowClient().log_dict(run_id, manifest, CHAMPION_MANIFEST_ARTIFACT)
+    mlflow.MlflowClient().log_dict(run_id, manifest.model_dump(mode="json"), CHAMPION_MANIFEST_ARTIFACT)
 
 
 def previous_version(paths: ProjectPaths, settings: Settings) -> str | None:
@@ -323,7 +325,8 @@ def previous_version(paths: ProjectPaths, settings: Settings) -> str | None:
     return _alias_version(mlflow.MlflowClient(), settings.project.registered_model, PREVIOUS)
 
 
-def download_champion(paths: ProjectPaths, settings: Settings, version: str, scratch: Path) -> tuple[Path, dict]:
+def download_champion(paths: ProjectPaths, settings: Settings, version: str,
+                      scratch: Path) -> tuple[Path, ChampionManifest]:
     """A registered version's model folder (safetensors + ratchet_model.json) and its champion manifest."""
     mlflow = _connect(paths, settings)
     client = mlflow.MlflowClient()
@@ -333,8 +336,8 @@ def download_champion(paths: ProjectPaths, settings: Settings, version: str, scr
     folders = [m.parent for m in local.rglob("ratchet_model.json")]
     if len(folders) != 1:
         raise RuntimeError(f"version {version} holds {len(folders)} ratchet model folders, expected one")
-    manifest = mlflow.artifacts.load_dict(f"runs:/{model_version.run_id}/{CHAMPION_MANIFEST_ARTIFACT}")
-    return folders[0], manifest
+    source = f"runs:/{model_version.run_id}/{CHAMPION_MANIFEST_ARTIFACT}"
+    return folders[0], records.parse(mlflow.artifacts.load_dict(source), ChampionManifest, source)
 
 
 def roll_back_aliases(paths: ProjectPaths, settings: Settings, current: str, previous: str, reason: str) -> None:

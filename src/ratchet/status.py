@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from ratchet import store
-from ratchet.batches import Ledger
+from ratchet.batch_state import BatchStates
 from ratchet.paths import ProjectPaths
 
 
@@ -14,16 +14,15 @@ def project_status(paths: ProjectPaths) -> dict:
     manifest = store.champion_manifest(paths)
     champion = None
     if manifest:
-        champion = {"version": manifest.get("version"), "run_id": manifest.get("run_id"),
-                    "kind": manifest.get("kind"), "base_model": manifest.get("base_model"),
-                    "trained_batches": manifest.get("trained_batches", [])}
-    ledger = Ledger(paths.ledger)
-    drift_by_arrival = {e.arrival: e.details["drift"] for e in ledger.entries() if "drift" in e.details}
+        champion = {"version": manifest.version, "run_id": manifest.run_id, "kind": manifest.kind,
+                    "base_model": manifest.base_model, "trained_batches": manifest.trained_batches}
+    states = BatchStates(paths)
+    drift_by_arrival = {e.arrival: e.details["drift"] for e in states.events() if "drift" in e.details}
     batches = []
-    for entry in ledger.current():
+    for entry in states.current():
         item = asdict(entry)
         drift = drift_by_arrival.get(entry.arrival)
-        batches.append({"batch_id": item["batch_id"], "file": item["file"], "state": item["state"],
+        batches.append({"batch_id": item["batch_id"], "file": item["file"], "state": str(item["state"]),
                         "reason": item["reason"], "metrics": item["metrics"], "arrival": item["arrival"],
                         "at": item["at"], "version": item["details"].get("version"),
                         "drift": {"severity": drift.get("severity"), "report": drift.get("report")} if drift

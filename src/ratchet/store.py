@@ -21,10 +21,11 @@ from typing import Literal
 
 import pandas as pd
 
-from ratchet import atomic
+from ratchet import atomic, records
 from ratchet.config import ReplaySettings
 from ratchet.continual.buffer import ReplayBuffer
 from ratchet.paths import ProjectPaths
+from ratchet.records import ChampionManifest
 
 BatchStatus = Literal["pending", "trained", "rejected"]
 SPLIT_COLUMNS = ["id", "text", "label"]
@@ -143,18 +144,18 @@ def read_reference(paths: ProjectPaths) -> pd.DataFrame:
                       read_split(paths, "reference", "eval").assign(split="eval")], ignore_index=True)
 
 
-def champion_manifest(paths: ProjectPaths) -> dict | None:
-    manifest = paths.champion / CHAMPION_MANIFEST
-    return atomic.read_json(manifest) if manifest.exists() else None
+def champion_manifest(paths: ProjectPaths) -> ChampionManifest | None:
+    """data/champion's manifest; None before the first champion."""
+    return records.read_optional(paths.champion / CHAMPION_MANIFEST, ChampionManifest)
 
 
-def install_champion(paths: ProjectPaths, candidate_dir: Path, manifest: dict) -> None:
+def install_champion(paths: ProjectPaths, candidate_dir: Path, manifest: ChampionManifest) -> None:
     """Copy a promoted candidate into data/champion/ with its registry facts, atomically.
 
     The candidate folder (a stage output) is left untouched; the manifest is written into the copy.
     """
     def finish(staging: Path) -> None:
-        atomic.write_json(staging / CHAMPION_MANIFEST, manifest)
+        records.write(staging / CHAMPION_MANIFEST, manifest)
         write_champion_readme(staging)
 
     atomic.replace_dir(candidate_dir, paths.champion, prepare=finish)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ratchet import atomic
-from ratchet.batches import Ledger
+from ratchet.batch_state import BatchStates
 from ratchet.paths import ProjectPaths
 
 
@@ -20,7 +20,7 @@ def _validation_line(paths: ProjectPaths, batch_id: str) -> str | None:
 
 def batch_markdown(paths: ProjectPaths, arrival: int) -> str:
     """State, reason, drift and gate of one arrival; failing gate checks first."""
-    entries = [e for e in Ledger(paths.ledger).current() if e.arrival == arrival]
+    entries = [e for e in BatchStates(paths).current() if e.arrival == arrival]
     if not entries:
         return f"No ledger entry for arrival {arrival}."
     entry = entries[0]

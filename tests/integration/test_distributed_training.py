@@ -9,7 +9,7 @@ import sys
 import yaml
 
 from ratchet import atomic, dvc_repo
-from ratchet.batches import Ledger
+from ratchet.batch_state import BatchStates
 from tests.conftest import synthetic_frame
 from tests.integration.conftest import drop, make_project
 
@@ -43,7 +43,7 @@ def test_two_ddp_workers_match_one_process(tmp_path, tiny_model_dir, prefect_har
                           "continual.distillation.feature_weight": 0.5})
     drop(paths, "01-blue.csv", synthetic_frame({"blue": 50}, seed=1, prefix="b1"), minute=1)
     watch(str(paths.root))
-    assert {e.file: e.state for e in Ledger(paths.ledger).current()}["01-blue.csv"] == "accumulated"
+    assert {e.file: e.state for e in BatchStates(paths).current()}["01-blue.csv"] == "accumulated"
     dvc_repo.run_dvc(paths.root, "repro", "prepare", capture=True)
 
     single_train, single_eval = _train_and_evaluate(paths, processes=1)

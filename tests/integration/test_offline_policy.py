@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ratchet import store
 from ratchet.continual.buffer import ReplayBuffer
-from ratchet.batches import Ledger
+from ratchet.batch_state import BatchStates
 from tests.conftest import synthetic_frame
 from tests.integration.conftest import drop, make_project
 
@@ -21,9 +21,9 @@ def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_d
     first, second = rows["01-blue-part-one.csv"], rows["02-blue-part-two.csv"]
     assert first["state"] == second["state"] == "promoted"
     assert first["details"]["version"] == second["details"]["version"], "one candidate for both batches"
-    history = [e.state for e in Ledger(paths.ledger).entries() if e.batch_id == first["batch_id"]]
+    history = [e.state for e in BatchStates(paths).events() if e.batch_id == first["batch_id"]]
     assert history == ["received", "accumulated", "promoted"]
-    assert "30 < 60" in next(e.reason for e in Ledger(paths.ledger).entries()
+    assert "30 < 60" in next(e.reason for e in BatchStates(paths).events()
                              if e.batch_id == first["batch_id"] and e.state == "accumulated")
     assert set(store.batches_with_status(paths, "trained")) == {"reference", first["batch_id"], second["batch_id"]}
     assert store.champion_manifest(paths)["trained_batches"][-2:] == [first["batch_id"], second["batch_id"]]
@@ -46,7 +46,7 @@ def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_d
     assert registry.champion_version(paths, settings) == champion["version"] != rolled_back_version
     assert registry.previous_version(paths, settings) is None
     assert set(store.batches_with_status(paths, "rejected")) == {first["batch_id"], second["batch_id"]}
-    states = {e.file: (e.state, e.reason) for e in Ledger(paths.ledger).current()}
+    states = {e.file: (e.state, e.reason) for e in BatchStates(paths).current()}
     assert states["01-blue-part-one.csv"][0] == "rejected" and "complaints from support" in states["01-blue-part-one.csv"][1]
     last = registry.alias_history(paths, settings)[-1]
     assert (last.alias, last.from_version, last.to_version) == ("champion", rolled_back_version, champion["version"])
@@ -60,7 +60,7 @@ def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_d
     assert back.exit_code == 0, back.output
     assert registry.champion_version(paths, settings) == rolled_back_version
     assert set(store.batches_with_status(paths, "trained")) == {"reference", first["batch_id"], second["batch_id"]}
-    assert Ledger(paths.ledger).current()[-1].state == "promoted"
+    assert BatchStates(paths).current()[-1].state == "promoted"
     last = registry.alias_history(paths, settings)[-1]
     assert last.to_version == rolled_back_version and "gate passed: complaint resolved" in last.reason
     buffer = ReplayBuffer.load(paths.replay_buffer, "class_balanced", 1000)
@@ -89,5 +89,5 @@ def test_schedule_accumulates_until_a_later_run_finds_the_interval_passed(tmp_pa
     paths.ledger.write_text("\n".join(lines) + "\n")
     again = {row["file"]: row for row in watch(str(paths.root))}["01-blue.csv"]
     assert again["state"] == "promoted"
-    history = [e.state for e in Ledger(paths.ledger).entries() if e.batch_id == first["batch_id"]]
+    history = [e.state for e in BatchStates(paths).events() if e.batch_id == first["batch_id"]]
     assert history == ["received", "accumulated", "accepted", "promoted"]

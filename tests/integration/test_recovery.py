@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from ratchet import dvc_repo, lifecycle, registry, store
-from ratchet.batches import Ledger
+from ratchet import dvc_repo, intake, recovery, registry, store
+from ratchet.batch_state import BatchStates
 from ratchet.config import load_settings
+from ratchet.project import Project
 from tests.conftest import synthetic_frame
 from tests.integration.conftest import drop, make_project
 
@@ -100,7 +101,7 @@ def test_a_retried_flow_run_resumes_after_its_last_finished_task(tmp_path, tiny_
     assert [e.to_version for e in registry.alias_history(paths, settings) if e.alias == "champion"] == ["1", "2"]
     assert any(server_artifacts.rglob("model.safetensors")), "artifacts went through the server's store"
     model_dir, manifest = registry.download_champion(paths, settings, "2", tmp_path / "scratch")
-    assert (model_dir / "ratchet_model.json").exists() and manifest["version"] == "2"
+    assert (model_dir / "ratchet_model.json").exists() and manifest.version == "2"
 
     # every accepted batch and the new champion were pushed: a fresh checkout pulls the same data/
     clone = tmp_path / "clone"
@@ -121,16 +122,16 @@ def test_reconcile_finishes_what_an_interrupted_run_left(tmp_path, tiny_model_di
     from ratchet.validation import quarantine
 
     paths = make_project(tmp_path / "project", tiny_model_dir)
-    root = str(paths.root)
+    project = Project.load(paths.root)
     accepted = drop(paths, "01-accepted.csv", synthetic_frame({"blue": 30}, seed=1, prefix="a"), minute=1)
     quarantined = drop(paths, "02-quarantined.csv", synthetic_frame({"red": 30}, seed=2, prefix="q"), minute=2)
     lost = drop(paths, "03-lost.csv", synthetic_frame({"green": 30}, seed=3, prefix="l"), minute=3)
     lost_copy = lost.read_bytes()
-    arrivals = {p.name: lifecycle.receive(root, str(p)) for p in (accepted, quarantined, lost)}
+    arrivals = {p.name: intake.receive(project, str(p)) for p in (accepted, quarantined, lost)}
 
     # killed after data/ took the batch and the file was archived, before the ledger said so
     first = arrivals["01-accepted.csv"]
-    _, frame = lifecycle._load_batch(accepted, load_settings(paths.params))
+    _, frame = intake.load_batch(accepted, project.settings)
     store.accept_batch(paths, first.batch_id, frame, source=first.file, eval_fraction=0.25)
     (paths.archive / first.batch_id).mkdir(parents=True)
     shutil.move(str(accepted), paths.archive / first.batch_id / first.file)
@@ -140,19 +141,19 @@ def test_reconcile_finishes_what_an_interrupted_run_left(tmp_path, tiny_model_di
     # the file vanished
     lost.unlink()
 
-    fixed = lifecycle.reconcile(root)
+    fixed = recovery.reconcile(project)
     assert len(fixed) == 3
-    states = {e.file: e for e in Ledger(paths.ledger).current()}
+    states = {e.file: e for e in BatchStates(paths).current()}
     assert states["01-accepted.csv"].state == "accepted"  # every_batch: the flow trains it next
-    assert lifecycle.has_unfinished_training(root)
+    assert recovery.has_unfinished_training(project)
     assert states["02-quarantined.csv"].state == "quarantined"
     assert states["02-quarantined.csv"].reason == "label column empty"
     assert states["03-lost.csv"].state == "failed" and "drop it into incoming/ again" in states["03-lost.csv"].reason
-    assert lifecycle.reconcile(root) == [], "nothing left to fix"
+    assert recovery.reconcile(project) == [], "nothing left to fix"
 
     # the lost file dropped again is processed under its old arrival, not called a duplicate
     (paths.incoming / "03-lost.csv").write_bytes(lost_copy)
-    again = lifecycle.receive(root, str(paths.incoming / "03-lost.csv"))
+    again = intake.receive(project, str(paths.incoming / "03-lost.csv"))
     assert (again.state, again.arrival) == ("received", arrivals["03-lost.csv"].arrival)
 
 
@@ -166,15 +167,15 @@ def test_new_files_are_fetched_once_from_an_fsspec_url(tmp_path, tiny_model_dir)
     synthetic_frame({"blue": 20}, seed=1, prefix="x").to_csv(bucket / "a.csv", index=False)
     synthetic_frame({"red": 20}, seed=2, prefix="y").to_json(bucket / "b.jsonl", orient="records", lines=True)
     (bucket / "notes.txt").write_text("not a batch")
-    root = str(paths.root)
+    project = Project.load(paths.root)
 
-    assert sorted(lifecycle.fetch_remote(root)) == ["a.csv", "b.jsonl"]
+    assert sorted(intake.fetch_remote(project)) == ["a.csv", "b.jsonl"]
     assert (paths.incoming / "a.csv").read_bytes() == (bucket / "a.csv").read_bytes()
     assert (bucket / "a.csv").exists(), "the source is never modified"
-    assert lifecycle.fetch_remote(root) == [], "fetched once"
+    assert intake.fetch_remote(project) == [], "fetched once"
     (paths.incoming / "a.csv").unlink()
     synthetic_frame({"blue": 25}, seed=3, prefix="z").to_csv(bucket / "a.csv", index=False)
-    assert lifecycle.fetch_remote(root) == ["a.csv"], "a rewritten object is fetched again"
+    assert intake.fetch_remote(project) == ["a.csv"], "a rewritten object is fetched again"
 
     with pytest.raises(RemoteIncomingError, match="no such prefix"):
         from ratchet.remote_incoming import fetch_incoming

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ratchet.batches import Ledger
+from ratchet.batch_state import BatchStates
 from tests.conftest import synthetic_frame
 from tests.integration.conftest import REPO, drop, make_project
 
@@ -61,7 +61,7 @@ def test_serve_runs_watch_and_dispatches_training_to_the_gpu_pool(tmp_path, tiny
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert "Completed" in run.stdout
 
-        states = {e.file: e.state for e in Ledger(paths.ledger).current()}
+        states = {e.file: e.state for e in BatchStates(paths).current()}
         assert states["01-blue.csv"] in ("promoted", "rejected"), states
         assert states["data/reference"] == "promoted"
 
@@ -86,7 +86,7 @@ def test_serve_runs_watch_and_dispatches_training_to_the_gpu_pool(tmp_path, tiny
             assert limit.limit == 1 and limit.active_slots == 0
             artifacts = client.read_artifacts()
             keys = {a.key for a in artifacts}
-            batch_id = next(e.batch_id for e in Ledger(paths.ledger).current() if e.file == "01-blue.csv")
+            batch_id = next(e.batch_id for e in BatchStates(paths).current() if e.file == "01-blue.csv")
             assert {f"batch-{batch_id}", f"drift-{batch_id}"} <= keys
     finally:
         serve.send_signal(signal.SIGINT)

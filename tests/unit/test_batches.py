@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from ratchet.batches import BatchReadError, Ledger, content_hash, list_incoming, normalise, read_raw
+from ratchet.batches import BatchReadError, content_hash, list_incoming, normalise, read_raw
 from ratchet.config import DataSettings
 
 DATA = DataSettings(labels=["a", "b"], text_column="Body", label_column="topic")
@@ -45,14 +45,3 @@ def test_incoming_is_listed_in_arrival_order(tmp_path):
         (tmp_path / name).write_text("text,label\n")
         os.utime(tmp_path / name, (1000 + number, 1000 + number))
     assert [p.name for p in list_incoming(tmp_path)] == ["z.csv", "a.csv", "m.jsonl"]
-
-
-def test_ledger_keeps_history_and_reports_the_newest_state(tmp_path):
-    ledger = Ledger(tmp_path / "ledger.jsonl")
-    ledger.record(1, "b-1", "one.csv", "received")
-    ledger.record(1, "b-1", "one.csv", "promoted", "ok")
-    ledger.record(2, "b-1", "again.csv", "duplicate", "same content")
-    assert len(ledger.entries()) == 3
-    assert [(e.arrival, e.state) for e in ledger.current()] == [(1, "promoted"), (2, "duplicate")]
-    assert ledger.seen("b-1").file == "one.csv"
-    assert ledger.next_arrival() == 3

@@ -7,7 +7,8 @@ from ratchet import modeling
 from ratchet.config import ContinualSettings, LoraSettings, ModelSettings, TrainSettings
 from ratchet.continual.bias_correction import (balanced_cross_entropy, fit_offsets, hold_out_new_rows,
                                                shift_new_classes)
-from ratchet.continual.increment import IncrementData, learn_increment
+from ratchet.continual.increment import learn_increment
+from ratchet.continual.mix import IncrementData
 from tests.conftest import synthetic_frame
 
 LABELS = ["red", "green", "blue"]

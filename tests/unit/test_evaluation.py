@@ -30,8 +30,8 @@ def test_backward_transfer_on_a_hand_made_matrix():
 
 def test_per_class_precision_recall_f1_by_hand():
     m = split_metrics(["a", "a", "a", "b", "b", "c"], ["a", "a", "b", "b", "c", "c"])
-    assert m.per_class["b"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
-    assert m.per_class["a"]["precision"] == 1.0 and m.per_class["c"]["recall"] == 1.0
+    assert m.per_class["b"].model_dump() == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert m.per_class["a"].precision == 1.0 and m.per_class["c"].recall == 1.0
 
 
 def test_forward_transfer_uses_the_model_before_each_task_was_learned():

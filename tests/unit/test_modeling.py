@@ -55,9 +55,9 @@ def test_lora_save_reload_and_continue_give_identical_predictions(settings, tmp_
     tokenizer = modeling.load_tokenizer(settings)
     train_briefly(model, tokenizer, frame, epochs=1)
     before = modeling.Classifier(model, tokenizer, LABELS, 32).predict_proba(frame["text"].tolist())
-    modeling.save_model(model, tmp_path / "m", settings, LABELS, extra={})
+    modeling.save_model(model, tmp_path / "m", settings, LABELS)
     assert (tmp_path / "m" / "adapter_model.safetensors").exists()
-    assert modeling.read_manifest(tmp_path / "m")["kind"] == "lora"
+    assert modeling.read_manifest(tmp_path / "m").kind == "lora"
 
     reloaded = modeling.load_classifier(tmp_path / "m", settings)
     np.testing.assert_allclose(reloaded.predict_proba(frame["text"].tolist()), before, atol=1e-5)
@@ -74,7 +74,7 @@ def test_full_save_reload_gives_identical_predictions(settings, tmp_path, poolin
     model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
     tokenizer = modeling.load_tokenizer(settings)
     before = modeling.Classifier(model, tokenizer, LABELS, 32).predict_proba(frame["text"].tolist())
-    modeling.save_model(model, tmp_path / "m", settings, LABELS, extra={})
+    modeling.save_model(model, tmp_path / "m", settings, LABELS)
     assert (tmp_path / "m" / "model.safetensors").exists()
     reloaded = modeling.load_classifier(tmp_path / "m", settings)
     np.testing.assert_allclose(reloaded.predict_proba(frame["text"].tolist()), before, atol=1e-5)
@@ -105,7 +105,7 @@ def test_embed_and_predict_matches_predict_and_leaves_padding_out(settings):
 
 def test_pooling_change_is_refused(settings, tmp_path):
     model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
-    modeling.save_model(model, tmp_path / "m", settings, LABELS, extra={})
+    modeling.save_model(model, tmp_path / "m", settings, LABELS)
     with pytest.raises(modeling.ModelError, match="pooling"):
         modeling.build_trainable(settings.model_copy(update={"pooling": "mean"}), LABELS, seed=0,
                                  start_from=tmp_path / "m")
@@ -113,7 +113,7 @@ def test_pooling_change_is_refused(settings, tmp_path):
 
 def test_label_set_change_is_refused(settings, tmp_path):
     model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
-    modeling.save_model(model, tmp_path / "m", settings, LABELS, extra={})
+    modeling.save_model(model, tmp_path / "m", settings, LABELS)
     with pytest.raises(modeling.ModelError, match="trained for labels"):
         modeling.build_trainable(settings, ["red", "green"], seed=0, start_from=tmp_path / "m")
 

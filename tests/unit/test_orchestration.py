@@ -8,17 +8,20 @@ import sqlite3
 import pytest
 
 from flows.orchestration import StepJSONSerializer, StepResultStorage, UnsafeResult, transient
-from ratchet import lifecycle
+from ratchet.attempt import EarlierAttempt, TrainingOutcome
+from ratchet.intake import Arrival
 
 
 def test_step_results_round_trip_as_plain_json():
-    outcome = lifecycle.TrainingOutcome(batch_ids=["b-1"], passed=False, reason="old split dropped",
-                                        version="3", run_id="abc", metrics={"bwt": -0.01}, attempt=1,
-                                        forgetting=True, earlier_attempts=[{"attempt": 0, "version": "2"}])
+    outcome = TrainingOutcome(batch_ids=["b-1"], passed=False, reason="old split dropped",
+                              version="3", run_id="abc", metrics={"bwt": -0.01}, attempt=1, forgetting=True,
+                              earlier_attempts=[EarlierAttempt(attempt=0, version="2", run_id="r0", reason="forgot")])
     serializer = StepJSONSerializer()
-    blob = serializer.dumps([outcome, lifecycle.Arrival(1, "b-1", "a.csv", "/x/a.csv", "received"), None])
+    blob = serializer.dumps([outcome, Arrival(1, "b-1", "a.csv", "/x/a.csv", "received"), None])
     assert json.loads(blob)[0]["__step__"] == "TrainingOutcome"
-    assert serializer.loads(blob) == [outcome, lifecycle.Arrival(1, "b-1", "a.csv", "/x/a.csv", "received"), None]
+    decoded = serializer.loads(blob)
+    assert decoded == [outcome, Arrival(1, "b-1", "a.csv", "/x/a.csv", "received"), None]
+    assert isinstance(decoded[0].earlier_attempts[0], EarlierAttempt)
     error = serializer.loads(serializer.dumps(ValueError("bad value")))
     assert isinstance(error, RuntimeError) and str(error) == "ValueError: bad value"
 

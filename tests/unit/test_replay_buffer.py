@@ -5,7 +5,7 @@ import pytest
 
 from ratchet.config import ReplaySettings
 from ratchet.continual.buffer import BufferError, ReplayBuffer, class_balanced_sample
-from ratchet.continual.increment import IncrementData, class_balance_weights
+from ratchet.continual.mix import IncrementData, class_balance_weights
 from tests.conftest import synthetic_frame
 
 

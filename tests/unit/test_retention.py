@@ -6,7 +6,8 @@ import torch
 from ratchet import modeling
 from ratchet.config import ContinualSettings, LoraSettings, ModelSettings, TrainSettings
 from ratchet.continual.early_stopping import OldDataMonitor
-from ratchet.continual.increment import IncrementData, learn_increment
+from ratchet.continual.increment import learn_increment
+from ratchet.continual.mix import IncrementData
 from ratchet.continual.retention import FGM, WeightAnchor, distillation_loss, fisher_diagonal
 from tests.conftest import synthetic_frame
 

@@ -1,8 +1,8 @@
-import pandas as pd
 import pytest
 
 from ratchet import store
 from ratchet.paths import ProjectPaths
+from ratchet.records import ChampionManifest
 from tests.conftest import synthetic_frame
 
 
@@ -52,8 +52,9 @@ def test_install_champion_leaves_the_candidate_untouched(tmp_path):
     candidate = tmp_path / "artifacts" / "candidate"
     candidate.mkdir(parents=True)
     (candidate / "weights.bin").write_bytes(b"w")
-    store.install_champion(paths, candidate, {"version": "3"})
-    assert store.champion_manifest(paths) == {"version": "3"}
+    manifest = ChampionManifest(kind="full", base_model="tiny", labels=["red"], version="3", run_id="r3")
+    store.install_champion(paths, candidate, manifest)
+    assert store.champion_manifest(paths) == manifest
     assert (paths.champion / "weights.bin").read_bytes() == b"w"
     assert (paths.champion / "README.md").exists()
     assert sorted(p.name for p in candidate.iterdir()) == ["weights.bin"]

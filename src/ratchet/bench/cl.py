@@ -35,7 +35,8 @@ from ratchet import modeling
 from ratchet.bench.streams import Stream
 from ratchet.config import NON_LORA_RETENTION, Settings
 from ratchet.continual.buffer import ReplayBuffer
-from ratchet.continual.increment import IncrementData, compose_increment, learn_increment
+from ratchet.continual.increment import learn_increment
+from ratchet.continual.mix import IncrementData, compose_increment
 from ratchet.evaluation import matrix_summary, split_metrics
 from ratchet.plots import accuracy_heatmap
 

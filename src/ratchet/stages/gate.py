@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ratchet import atomic
+from ratchet import records
 from ratchet.gate import decide
 from ratchet.stages._common import start
 
@@ -13,9 +13,9 @@ log = logging.getLogger("ratchet")
 
 def main() -> None:
     paths, settings = start("gate")
-    result = decide(atomic.read_json(paths.eval_metrics), settings.gate)
-    atomic.write_json(paths.gate_result, result.to_dict())
-    log.info("gate: %s — %s", "passed" if result.passed else "rejected", result.summary())
+    decision = decide(records.read(paths.eval_metrics, records.EvalReport), settings.gate)
+    records.write(paths.gate_result, decision)
+    log.info("gate: %s — %s", "passed" if decision.passed else "rejected", decision.summary)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pandas as pd
 from ratchet import atomic, store
 from ratchet.config import Settings
 from ratchet.continual.buffer import ReplayBuffer
-from ratchet.continual.increment import compose_increment
+from ratchet.continual.mix import compose_increment
 from ratchet.paths import ProjectPaths
 from ratchet.stages._common import start
 
@@ -67,7 +67,7 @@ def main() -> None:
     atomic.write_json(paths.plan, {
         "new_batches": new,
         "old_batches": old,
-        "champion": {"version": champion["version"], "dir": "data/champion"} if champion else None,
+        "champion": {"version": champion.version, "dir": "data/champion"} if champion else None,
         # the classes the champion has learned: distillation keeps its answers on these
         "known_labels": known_labels,
         "n_new": len(new_rows),

@@ -9,7 +9,8 @@ import pandas as pd
 import torch
 
 from ratchet import atomic, modeling
-from ratchet.continual.increment import IncrementData, learn_increment
+from ratchet.continual.increment import learn_increment
+from ratchet.continual.mix import IncrementData
 from ratchet.stages._common import start
 from ratchet.training import distributed
 
@@ -54,11 +55,9 @@ def _train(paths, settings, device: torch.device, worker: distributed.Worker) ->
         return
     if paths.candidate.exists():
         shutil.rmtree(paths.candidate)
-    modeling.save_model(model, paths.candidate, settings.model, labels, extra={
-        "parent_version": plan["champion"]["version"] if plan["champion"] else None,
-        "trained_batches": plan["new_batches"],
-        "finetune": settings.model.finetune,
-    })
+    modeling.save_model(model, paths.candidate, settings.model, labels,
+                        parent_version=plan["champion"]["version"] if plan["champion"] else None,
+                        trained_batches=plan["new_batches"])
     atomic.write_json(paths.train_metrics, {
         "examples": report.training.examples, "epochs": report.training.epochs, "steps": report.training.steps,
         "examples_processed": report.examples_processed, "n_new": plan["n_new"], "n_replay": plan["n_replay"],
