@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PREFECT_LOGGING_EXTRA_LOGGERS := ratchet
 
-.PHONY: help install demo test serve clean-demo lock
+.PHONY: help install demo test test-fast test-integration serve clean-demo lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,8 +31,14 @@ install: $(STAMP)  ## create .venv and install the pinned dependencies
 demo: $(STAMP)  ## run the BBC News demo end to end (about 10 minutes on 2 CPU cores)
 	$(BIN)/ratchet demo --fresh
 
-test: $(STAMP)  ## run the test suite (unit + integration with a tiny random BERT)
+test: $(STAMP)  ## run the whole test suite: unit, integration (tiny random BERT), slow (real servers)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## the unit tier alone (under 2 minutes on 2 cores)
+	$(BIN)/python -m pytest -m unit
+
+test-integration: $(STAMP)  ## the integration tier alone (the real loop on tiny data)
+	$(BIN)/python -m pytest -m integration
 
 serve: $(STAMP)  ## local Prefect server on 127.0.0.1:4200, pools cpu/gpu, deployments, workers (Ctrl-C stops)
 	$(BIN)/ratchet serve --project .

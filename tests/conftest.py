@@ -13,6 +13,14 @@ from ratchet.offline import configure_offline
 
 configure_offline()
 
+
+def pytest_collection_modifyitems(items) -> None:
+    """The tier of a test is its folder: tests/unit -> unit, tests/integration -> integration."""
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier in ("unit", "integration"):
+            item.add_marker(getattr(pytest.mark, tier))
+
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 # Three classes that a tiny model can tell apart by vocabulary, plus shared filler words.

@@ -18,7 +18,7 @@ the log is the only thing a database backend has to replace.
 | rejected     | its candidate failed the gate (kept, never trained on)     | promoted (by hand)           |
 | quarantined  | failed validation or could not be read                     | (final)                      |
 | duplicate    | the same content arrived before                            | (final)                      |
-| failed       | lost in an interrupted run                                 | (final)                      |
+| failed       | lost in an interrupted run                                 | received (dropped again)     |
 
 A new arrival starts in received, duplicate or quarantined (the reference set: accepted; a batch
 put into data/ outside the loop: promoted or rejected, at its first conclusion).
@@ -65,11 +65,12 @@ TRANSITIONS: dict[BatchState | None, frozenset[BatchState]] = {
     S.REJECTED: frozenset({S.PROMOTED}),
     S.QUARANTINED: frozenset(),
     S.DUPLICATE: frozenset(),
-    S.FAILED: frozenset(),
+    S.FAILED: frozenset({S.RECEIVED}),   # the same file dropped again (or retried)
 }
 # Where each batch stands for good (accumulated waits, but is settled until the policy moves it).
 TERMINAL = frozenset({S.PROMOTED, S.REJECTED, S.QUARANTINED, S.DUPLICATE, S.FAILED})
-SETTLED = TERMINAL | {S.ACCUMULATED, S.ACCEPTED}
+# content seen in one of these makes a new arrival of it a duplicate (a failed one is processed again)
+SETTLED = (TERMINAL - {S.FAILED}) | {S.ACCUMULATED, S.ACCEPTED}
 # The catalog status each state implies for an accepted batch (other states leave it as it is).
 CATALOG_STATUS: dict[BatchState, store.BatchStatus] = {
     S.ACCUMULATED: "pending", S.ACCEPTED: "pending", S.PROMOTED: "trained", S.REJECTED: "rejected"}

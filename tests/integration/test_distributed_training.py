@@ -6,12 +6,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from ratchet import atomic, dvc_repo
 from ratchet.batch_state import BatchStates
 from tests.conftest import synthetic_frame
 from tests.integration.conftest import drop, make_project
+
+pytestmark = pytest.mark.slow  # torchrun's worker processes
 
 # Stated tolerance: the workers add the same numbers in a different order (float32), nothing more.
 LOSS_TOLERANCE = 1e-3

@@ -26,7 +26,7 @@ def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_d
     assert "30 < 60" in next(e.reason for e in BatchStates(paths).events()
                              if e.batch_id == first["batch_id"] and e.state == "accumulated")
     assert set(store.batches_with_status(paths, "trained")) == {"reference", first["batch_id"], second["batch_id"]}
-    assert store.champion_manifest(paths)["trained_batches"][-2:] == [first["batch_id"], second["batch_id"]]
+    assert store.champion_manifest(paths).trained_batches[-2:] == [first["batch_id"], second["batch_id"]]
 
     # ...then someone rolls the champion back: data/champion, aliases, catalog and ledger follow.
     from typer.testing import CliRunner
@@ -40,7 +40,7 @@ def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_d
     assert result.exit_code == 0, result.output
     settings = load_settings(paths.params)
     champion = store.champion_manifest(paths)
-    assert champion["trained_batches"] == ["reference"]
+    assert champion.trained_batches == ["reference"]
     assert champion["version"] == "1" and champion["kind"] == "full"
     assert (paths.champion / "model.safetensors").exists()
     assert registry.champion_version(paths, settings) == champion["version"] != rolled_back_version

@@ -79,7 +79,7 @@ def test_force_promotes_and_records_that_it_was_forced_then_the_gate_lets_the_go
     assert registry.previous_version(paths, settings) == good
     history = json.loads(CliRunner().invoke(app, ["history", "--json", "--project", str(paths.root)]).output)
     assert "FORCED past the gate" in history[-1]["reason"] and "audit needs it live" in history[-1]["reason"]
-    assert store.champion_manifest(paths)["version"] == bad
+    assert store.champion_manifest(paths).version == bad
     assert rows["02-red-called-blue.csv"]["batch_id"] in store.batches_with_status(paths, "trained")
 
     # the good version beats the forced one on the old splits: the gate lets it back

@@ -53,6 +53,7 @@ def mlflow_server(tmp_path):
     server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_retried_flow_run_resumes_after_its_last_finished_task(tmp_path, tiny_model_dir, prefect_harness,
                                                                 mlflow_server, monkeypatch):
     """Against a real `mlflow server` on loopback and a DVC remote: the register step loses the

@@ -20,6 +20,8 @@ from ratchet.batch_state import BatchStates
 from tests.conftest import synthetic_frame
 from tests.integration.conftest import REPO, drop, make_project
 
+pytestmark = pytest.mark.slow  # a real Prefect server, its work pools and workers
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -230,6 +230,7 @@ def test_lineage_walks_back_to_the_base_model(finished_project):
     assert missing.exit_code == 2 and "no version 99" in missing.output
 
 
+@pytest.mark.slow
 def test_champion_is_served_over_http_on_loopback(finished_project):
     """`mlflow models serve -m models:/ratchet@champion --env-manager local` answers /invocations."""
     import os

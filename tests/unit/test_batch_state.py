@@ -59,7 +59,8 @@ def test_illegal_moves_raise_and_change_nothing(tmp_path):
     with pytest.raises(IllegalTransition, match="no state .* cannot move to accumulated"):
         states.move(2, "b-2", "two.csv", S.ACCUMULATED)
     assert [e.state for e in states.events()] == ["received", "quarantined"]
-    for final in (S.QUARANTINED, S.DUPLICATE, S.FAILED):
+    assert TRANSITIONS[S.FAILED] == {S.RECEIVED}, "a failed batch's file can be dropped again"
+    for final in (S.QUARANTINED, S.DUPLICATE):
         assert TRANSITIONS[final] == frozenset(), f"{final} is final"
 
 

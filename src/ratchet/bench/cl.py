@@ -144,7 +144,7 @@ def run_stream(stream: Stream, settings: Settings, strategy: str, seed: int, dev
     all_tests = pd.concat(list(tests.values()), ignore_index=True)
     final = split_metrics(all_tests["label"].tolist(), classifier.predict(all_tests["text"].tolist(), eval_batch_size))
     return RunResult(strategy=strategy, seed=seed, matrix=matrix, baseline=baseline,
-                     summary=matrix_summary(matrix, learned_at, baseline), per_class=final.per_class,
+                     summary=matrix_summary(matrix, learned_at, baseline), per_class={k: v.model_dump() for k, v in final.per_class.items()},
                      examples_processed=processed, seconds=time.perf_counter() - started,
                      stopped_early_steps=stopped)
 
