@@ -41,15 +41,15 @@ def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_d
     settings = load_settings(paths.params)
     champion = store.champion_manifest(paths)
     assert champion.trained_batches == ["reference"]
-    assert champion["version"] == "1" and champion["kind"] == "full"
+    assert champion.version == "1" and champion.kind == "full"
     assert (paths.champion / "model.safetensors").exists()
-    assert registry.champion_version(paths, settings) == champion["version"] != rolled_back_version
+    assert registry.champion_version(paths, settings) == champion.version != rolled_back_version
     assert registry.previous_version(paths, settings) is None
     assert set(store.batches_with_status(paths, "rejected")) == {first["batch_id"], second["batch_id"]}
     states = {e.file: (e.state, e.reason) for e in BatchStates(paths).current()}
     assert states["01-blue-part-one.csv"][0] == "rejected" and "complaints from support" in states["01-blue-part-one.csv"][1]
     last = registry.alias_history(paths, settings)[-1]
-    assert (last.alias, last.from_version, last.to_version) == ("champion", rolled_back_version, champion["version"])
+    assert (last.alias, last.from_version, last.to_version) == ("champion", rolled_back_version, champion.version)
     assert dvc_repo.status_clean(paths.root)
     again = CliRunner().invoke(app, ["rollback", "--reason", "twice", "--project", str(paths.root)])
     assert again.exit_code == 2 and "nothing to roll back to" in again.output
