@@ -51,6 +51,7 @@ register = task(attempt.register, name="register (MLflow)", cache_policy=NO_CACH
 conclude = task(champion.conclude, name="promote or reject", cache_policy=NO_CACHE)
 reconcile = task(recovery.reconcile, name="reconcile the ledger after interrupted runs", cache_policy=NO_CACHE)
 push_data = task(_push_data, name="dvc push data/", cache_policy=NO_CACHE)
+drift_report = task(intake.drift_report, name="drift report (Evidently)", cache_policy=NO_CACHE)
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,6 @@ def _link_drift_report(batch_id: str, html_path: str, file: str, severity: str) 
 def report(project: str = ".") -> list[dict]:
     """Drift reports of the files waiting in incoming/, for reviewers: nothing is moved or trained."""
     loaded = Project.load(project_dir(project))
-    drift_report = task(intake.drift_report, name="drift report (Evidently)", cache_policy=NO_CACHE)
     rows = []
     for path in list_incoming(loaded.paths.incoming):
         try:

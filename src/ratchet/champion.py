@@ -82,11 +82,12 @@ def conclude(project: Project, outcome: "TrainingOutcome") -> "TrainingOutcome":
             registry.require_champion(paths, settings, evaluation.champion_version, outcome.version)
             store.install_champion(paths, paths.candidate, manifest)
             store.install_replay_buffer(paths, paths.next_replay_buffer)
-            state, reason = BatchState.PROMOTED, f"v{outcome.version} is champion: {outcome.reason}"
-            _close(states, outcome, state, reason, gate_checks)
-            dvc_repo.add(paths.root)
             registry.promote(paths, settings, outcome.version, reason=outcome.reason, run_id=outcome.run_id,
                              expected_champion=evaluation.champion_version)
+            # the batches are promoted only once the alias has moved (a refused move leaves them open)
+            _close(states, outcome, BatchState.PROMOTED, f"v{outcome.version} is champion: {outcome.reason}",
+                   gate_checks)
+            dvc_repo.add(paths.root)
         return outcome
     reason = f"gate rejected v{outcome.version}: {outcome.reason}"
     if outcome.earlier_attempts:

@@ -30,7 +30,7 @@ class TrainingStep:
     world: int                      # data-parallel workers (1 without DDP)
     task_loss: Callable[[], torch.Tensor]  # a fresh forward pass's (scaled) task loss, e.g. for FGM
     epoch: int
-    step: int                       # steps done before this one
+    step: int                       # this step's number, from 1
 
 
 @dataclass(frozen=True)
