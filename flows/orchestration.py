@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +25,7 @@ from pydantic import Field
 
 from ratchet.attempt import EarlierAttempt, PipelineRun, TrainingOutcome
 from ratchet.config import OrchestrationSettings
+from ratchet.errors import is_retryable_io
 from ratchet.intake import Arrival, DriftVerdict, TrainingDecision, ValidationVerdict
 from ratchet.paths import ProjectPaths
 
@@ -125,17 +125,9 @@ def transient(task: Task, task_run, state) -> bool:
     """Retry only failures of the network or of storage: a bug or bad data fails at once."""
     try:
         state.result()
-    except (ConnectionError, TimeoutError, sqlite3.OperationalError) as error:
-        log.warning("%s: transient failure, retrying: %s", task.name, error)
-        return True
-    except OSError as error:  # includes fsspec's and requests' I/O errors
-        log.warning("%s: I/O failure, retrying: %s", task.name, error)
-        return True
-    except Exception as error:  # noqa: BLE001 - MLflow's client errors: retry 5xx and lost connections
-        status = getattr(error, "get_http_status_code", lambda: 0)()
-        lost = "max retries exceeded" in str(error).lower() or "connection" in str(error).lower()
-        if type(error).__name__ in {"MlflowException", "RestException"} and (status >= 500 or lost):
-            log.warning("%s: tracking server failure, retrying: %s", task.name, error)
+    except Exception as error:  # noqa: BLE001 - classified by ratchet.errors
+        if is_retryable_io(error):
+            log.warning("%s: transient failure, retrying: %s", task.name, error)
             return True
         return False
     return False

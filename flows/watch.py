@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from flows.orchestration import (  # noqa: E402
     project_dir, prune_results, result_storage, run_training_deployment, step_options, training_slot)
-from ratchet import attempt, champion, dvc_repo, intake, recovery  # noqa: E402
+from ratchet import attempt, champion, dvc_repo, failure, intake, recovery  # noqa: E402
 from ratchet.attempt import PipelineRun, TrainingOutcome  # noqa: E402
 from ratchet.batch_state import BatchState, BatchStates  # noqa: E402
 from ratchet.batches import BatchReadError, list_incoming  # noqa: E402
@@ -145,13 +145,19 @@ def watch(project: str = ".") -> list[dict]:
         recovery.open_reference_arrival(loaded)
     if recovery.has_unfinished_training(loaded):
         logger.info("finishing the training of batches accepted earlier")
-        _train(loaded)
+        _train_isolated(loaded)
     released = steps.release_accumulated(loaded)
     if released.train_now:
         logger.info("training the accumulated batches: %s", released.reason)
-        _train(loaded)
+        _train_isolated(loaded)
     for path in list_incoming(loaded.paths.incoming):
-        arrival = steps.receive(loaded, str(path))
+        try:
+            arrival = steps.receive(loaded, str(path))
+        except Exception as error:  # noqa: BLE001 - one unreadable file must not stop the others
+            if not failure.should_isolate(error):
+                raise
+            logger.error("%s could not be received (%s: %s); left in incoming/", path.name, type(error).__name__, error)
+            continue
         if arrival.state == BatchState.RECEIVED:
             _process(steps, loaded, arrival)
         create_markdown_artifact(key=f"batch-{arrival.batch_id}",
@@ -161,15 +167,40 @@ def watch(project: str = ".") -> list[dict]:
 
 
 def _process(steps: Steps, project: Project, arrival: Arrival) -> None:
-    """One received file: validate, drift, accept, and train when the policy says so."""
-    if not steps.validate(project, arrival).passed:
+    """One received file: validate, drift, accept, and train when the policy says so.
+
+    An unexpected error ends this batch `failed` (taken out of data/, file kept in quarantine/) and
+    the loop goes on with the next file; a transient one ends the run, and the next run resumes.
+    """
+    step = "validation"
+    try:
+        if not steps.validate(project, arrival).passed:
+            return
+        step = "drift check"
+        drift = steps.check_drift(project, arrival)
+        _link_drift_report(arrival.batch_id, drift.report, arrival.file, drift.severity)
+        step = "accept into data/"
+        decision = steps.accept(project, arrival, drift)
+        steps.push_data(project)  # the accepted batch is safe in the remote before any training starts
+    except Exception as error:  # noqa: BLE001 - isolated to this batch
+        if not failure.should_isolate(error):
+            raise
+        failure.fail_batches(project, [arrival.batch_id], step, error)
         return
-    drift = steps.check_drift(project, arrival)
-    _link_drift_report(arrival.batch_id, drift.report, arrival.file, drift.severity)
-    decision = steps.accept(project, arrival, drift)
-    steps.push_data(project)  # the accepted batch is safe in the remote before any training starts
     if decision.train_now:
+        _train_isolated(project)
+
+
+def _train_isolated(project: Project) -> None:
+    """Train the pending batches; an unexpected error ends every batch of that training `failed`
+    (the first champion excepted: without it there is no loop to protect)."""
+    pending = attempt.pending_batches(project)
+    try:
         _train(project)
+    except Exception as error:  # noqa: BLE001 - isolated to the batches of this training
+        if not failure.should_isolate(error) or "reference" in pending:
+            raise
+        failure.fail_batches(project, pending, "training (dvc repro, register)", error)
 
 
 def _link_drift_report(batch_id: str, html_path: str, file: str, severity: str) -> None:

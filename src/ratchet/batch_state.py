@@ -12,13 +12,13 @@ the log is the only thing a database backend has to replace.
 | state        | meaning                                                   | next states                  |
 |--------------|-----------------------------------------------------------|------------------------------|
 | received     | read and hashed; being validated / checked for drift       | received (a resumed run), quarantined, accepted, accumulated, promoted, rejected, failed |
-| accumulated  | in data/, waiting for the training policy                  | accepted, promoted, rejected |
-| accepted     | in data/, the policy sent it to training                   | promoted, rejected           |
+| accumulated  | in data/, waiting for the training policy                  | accepted, promoted, rejected, failed |
+| accepted     | in data/, the policy sent it to training                   | promoted, rejected, failed   |
 | promoted     | part of the champion                                       | rejected (rolled back)       |
 | rejected     | its candidate failed the gate (kept, never trained on)     | promoted (by hand)           |
 | quarantined  | failed validation or could not be read                     | (final)                      |
 | duplicate    | the same content arrived before                            | (final)                      |
-| failed       | lost in an interrupted run                                 | received (dropped again)     |
+| failed       | an unexpected error ended it (taken out of data/, file in quarantine/), or lost in an interrupted run | received (`ratchet retry`, or dropped again), quarantined (`ratchet drop`) |
 
 A new arrival starts in received, duplicate or quarantined (the reference set: accepted; a batch
 put into data/ outside the loop: promoted or rejected, at its first conclusion).
@@ -59,13 +59,13 @@ TRANSITIONS: dict[BatchState | None, frozenset[BatchState]] = {
     None: frozenset({S.RECEIVED, S.DUPLICATE, S.QUARANTINED, S.ACCEPTED, S.PROMOTED, S.REJECTED}),
     S.RECEIVED: frozenset({S.RECEIVED, S.QUARANTINED, S.ACCEPTED, S.ACCUMULATED, S.PROMOTED, S.REJECTED,
                            S.FAILED}),
-    S.ACCUMULATED: frozenset({S.ACCEPTED, S.PROMOTED, S.REJECTED}),
-    S.ACCEPTED: frozenset({S.PROMOTED, S.REJECTED}),
+    S.ACCUMULATED: frozenset({S.ACCEPTED, S.PROMOTED, S.REJECTED, S.FAILED}),
+    S.ACCEPTED: frozenset({S.PROMOTED, S.REJECTED, S.FAILED}),
     S.PROMOTED: frozenset({S.REJECTED}),
     S.REJECTED: frozenset({S.PROMOTED}),
     S.QUARANTINED: frozenset(),
     S.DUPLICATE: frozenset(),
-    S.FAILED: frozenset({S.RECEIVED}),   # the same file dropped again (or retried)
+    S.FAILED: frozenset({S.RECEIVED, S.QUARANTINED}),   # retried (or dropped again); dropped for good
 }
 # Where each batch stands for good (accumulated waits, but is settled until the policy moves it).
 TERMINAL = frozenset({S.PROMOTED, S.REJECTED, S.QUARANTINED, S.DUPLICATE, S.FAILED})

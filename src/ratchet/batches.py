@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ratchet.config import DataSettings
@@ -14,33 +18,114 @@ from ratchet.config import DataSettings
 log = logging.getLogger("ratchet")
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
+COMPRESSED_SUFFIXES = (".csv.gz", ".jsonl.gz", ".json.gz")
+# A gzip file may not expand beyond this (a small .gz can hold gigabytes: a "zip bomb").
+MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
 
 
 class BatchReadError(ValueError):
     """A batch file could not be read at all (unknown format, corrupt file)."""
 
 
+@dataclass(frozen=True)
+class IgnoredEntry:
+    """An entry of incoming/ that is not read as a batch, and why; it is left where it is."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IncomingScan:
+    batches: list[Path]          # oldest first (arrival order), name as tie-breaker
+    ignored: list[IgnoredEntry]
+
+
+def batch_kind(name: str) -> str | None:
+    """The format a file name says (".csv", ".csv.gz", ...), or None when ratchet does not read it."""
+    lower = name.lower()
+    for suffix in COMPRESSED_SUFFIXES + SUPPORTED_SUFFIXES:
+        if lower.endswith(suffix):
+            return suffix
+    return None
+
+
+def _why_ignored(entry: Path, incoming: Path) -> str | None:
+    if entry.is_symlink():
+        return "a symbolic link: refused, never followed (copy the file itself into incoming/)"
+    if entry.name.startswith("."):
+        return "a hidden file (an upload in progress?)"
+    if entry.is_dir():
+        return "a folder, not a file"
+    if not entry.is_file():
+        return "not a regular file"
+    if entry.resolve().parent != incoming.resolve():
+        return "resolves outside incoming/: refused"
+    if batch_kind(entry.name) is None:
+        supported = ", ".join(SUPPORTED_SUFFIXES + COMPRESSED_SUFFIXES)
+        return f"unsupported file type {''.join(entry.suffixes[-2:]) or 'without suffix'!r}; ratchet reads {supported}"
+    try:
+        with entry.open("rb"):
+            pass
+    except OSError as error:
+        return f"cannot be opened: {error.strerror or error}"
+    return None
+
+
+def scan_incoming(incoming: Path) -> IncomingScan:
+    """What waits in incoming/: the batch files, and every other entry with the reason it is ignored."""
+    if not incoming.is_dir():
+        return IncomingScan([], [])
+    batches, ignored = [], []
+    for entry in incoming.iterdir():
+        reason = _why_ignored(entry, incoming)
+        if reason is None:
+            batches.append(entry)
+        else:
+            ignored.append(IgnoredEntry(entry.name, reason))
+    batches.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
+    return IncomingScan(batches, sorted(ignored, key=lambda e: e.name))
+
+
 def list_incoming(incoming: Path) -> list[Path]:
     """Batch files waiting in the landing zone, oldest first (arrival order), name as tie-breaker."""
-    if not incoming.is_dir():
-        return []
-    files = [p for p in incoming.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES]
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    return scan_incoming(incoming).batches
+
+
+def _decompressed(path: Path) -> io.BytesIO:
+    """A .gz file's content, refused once it expands beyond MAX_DECOMPRESSED_BYTES."""
+    out = io.BytesIO()
+    with gzip.open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            out.write(chunk)
+            if out.tell() > MAX_DECOMPRESSED_BYTES:
+                raise BatchReadError(f"{path.name}: expands beyond {MAX_DECOMPRESSED_BYTES // 2**20} MiB "
+                                     "uncompressed: refused (split it into smaller batches)")
+    out.seek(0)
+    return out
 
 
 def read_raw(path: Path) -> pd.DataFrame:
-    """Read CSV, Parquet or JSON Lines as strings, keeping every column and row as found."""
-    suffix = path.suffix.lower()
+    """Read CSV, Parquet or JSON Lines (CSV and JSON Lines also gzipped) as found: every column and
+    row kept, CSV values as strings. A symbolic link is refused."""
+    if path.is_symlink():
+        raise BatchReadError(f"{path.name}: a symbolic link; refused, never followed")
+    kind = batch_kind(path.name)
+    if kind is None:
+        raise BatchReadError(f"{path.name}: unsupported file type {path.suffix!r}; use "
+                             f"{SUPPORTED_SUFFIXES + COMPRESSED_SUFFIXES}")
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix in (".jsonl", ".json"):
-            return pd.read_json(path, lines=True, dtype=False)
-    except Exception as error:  # noqa: BLE001 - any parser failure is a bad file, named below
-        raise BatchReadError(f"{path.name}: cannot be read as {suffix[1:]}: {error}") from error
-    raise BatchReadError(f"{path.name}: unsupported file type {suffix!r}; use {SUPPORTED_SUFFIXES}")
+        source = _decompressed(path) if kind.endswith(".gz") else path
+        base = kind.removesuffix(".gz")
+        if base == ".csv":
+            return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[])
+        if base == ".parquet":
+            return pd.read_parquet(source)
+        return pd.read_json(source, lines=True, dtype=False)
+    except BatchReadError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any parser failure is a bad file, named here
+        raise BatchReadError(f"{path.name}: cannot be read as {kind[1:]}: {error}") from error
 
 
 def normalise(raw: pd.DataFrame, settings: DataSettings, batch_id: str) -> pd.DataFrame:
@@ -64,7 +149,10 @@ def normalise(raw: pd.DataFrame, settings: DataSettings, batch_id: str) -> pd.Da
     if "text" in frame.columns:
         frame["text"] = frame["text"].map(lambda v: v.strip() if isinstance(v, str) else v)
     if "label" in frame.columns:
-        frame["label"] = frame["label"].map(lambda v: str(v).strip() if v is not None and v == v else None)
+        # a scalar label becomes its string; an object or list is kept for validation to name
+        frame["label"] = frame["label"].map(
+            lambda v: None if v is None or (isinstance(v, float) and v != v)
+            else str(v).strip() if isinstance(v, (str, int, float, bool, np.generic)) else v)
     if "id" not in frame.columns:
         frame.insert(0, "id", [f"{batch_id}-{row}" for row in range(len(frame))])
     else:

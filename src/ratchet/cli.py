@@ -3,42 +3,24 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
-from ratchet.bench.commands import bench_app
+from ratchet.batch_commands import batch_commands
 from ratchet.offline import configure_offline
+from ratchet.bench.commands import bench_app
+from ratchet.cli_support import STATE_STYLE, ProjectOption, console, setup as _setup
 from ratchet.paths import ProjectPaths
 
 app = typer.Typer(help="Keep a text classifier learning from new labeled batches without forgetting.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(bench_app, name="bench")
-console = Console()
-if not console.is_terminal:  # logs and CI: do not fold the status table into 80 columns
-    console = Console(width=160)
-# Log lines go to stderr, so that every `--json` output on stdout is pure JSON.
-log_console = Console(stderr=True, width=None if console.is_terminal else 160)
-ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="Project folder (holds params.yaml).")]
-
-STATE_STYLE = {"promoted": "green", "rejected": "red", "quarantined": "yellow", "accumulated": "cyan",
-               "duplicate": "dim", "accepted": "blue", "received": "blue"}
-
-
-def _setup(verbose: bool = False) -> None:
-    configure_offline()
-    # Prefect's per-task "Finished in state Completed()" lines drown ratchet's own decisions.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=log_console, show_path=False)], force=True)
-    logging.getLogger("ratchet").setLevel(logging.INFO)
+for command in batch_commands:
+    app.command()(command)
 
 
 def _run_watch(paths: ProjectPaths) -> None:
@@ -187,7 +169,7 @@ def _print_status(paths: ProjectPaths) -> None:
 
     status = project_status(paths)
     champion = status["champion"]
-    console.print(f"\n[bold]champion:[/] " + (f"v{champion['version']} ({champion['kind']}, trained on "
+    console.print("\n[bold]champion:[/] " + (f"v{champion['version']} ({champion['kind']}, trained on "
                                               f"{', '.join(champion['trained_batches'])})" if champion else "none"))
     table = Table("#", "batch", "file", "state", "drift", "new-split acc", "reason", show_lines=True)
     for batch in status["batches"]:
@@ -196,6 +178,9 @@ def _print_status(paths: ProjectPaths) -> None:
                       f"[{STATE_STYLE.get(batch['state'], 'white')}]{batch['state']}[/]",
                       (batch["drift"] or {}).get("severity") or "",
                       f"{accuracy:.3f}" if accuracy is not None else "", batch["reason"][:300])
+    for entry in status["ignored"]:
+        table.add_row("", "", f"incoming/{entry['file']}", f"[{STATE_STYLE['ignored']}]ignored[/]", "", "",
+                      entry["reason"])
     console.print(table)
 
 

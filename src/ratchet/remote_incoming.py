@@ -12,7 +12,7 @@ import logging
 from pathlib import Path, PurePosixPath
 
 from ratchet import atomic
-from ratchet.batches import SUPPORTED_SUFFIXES
+from ratchet.batches import batch_kind
 from ratchet.paths import ProjectPaths
 
 log = logging.getLogger("ratchet")
@@ -48,7 +48,7 @@ def fetch_incoming(paths: ProjectPaths, url: str) -> list[str]:
     files = sorted((i for i in listing if i.get("type") == "file"), key=lambda i: str(i["name"]))
     for info in files:
         name = PurePosixPath(str(info["name"])).name
-        if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+        if batch_kind(Path(name).name) is None:
             continue
         key = f"{fs.unstrip_protocol(info['name'])}"
         stamp = f"size={info.get('size')};{_version_tag(info)}"

@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from ratchet import store
 from ratchet.batch_state import BatchStates
+from ratchet.batches import scan_incoming
 from ratchet.paths import ProjectPaths
 
 
@@ -27,4 +28,6 @@ def project_status(paths: ProjectPaths) -> dict:
                         "at": item["at"], "version": item["details"].get("version"),
                         "drift": {"severity": drift.get("severity"), "report": drift.get("report")} if drift
                         else None})
-    return {"champion": champion, "batches": batches}
+    ignored = [{"file": e.name, "state": "ignored", "reason": e.reason}
+               for e in scan_incoming(paths.incoming).ignored]
+    return {"champion": champion, "batches": batches, "ignored": ignored}

@@ -15,6 +15,7 @@ kept, but never trained on or evaluated again).
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -116,6 +117,21 @@ def accept_batch(paths: ProjectPaths, batch_id: str, frame: pd.DataFrame, source
                          label_counts={str(k): int(counts[k]) for k in sorted(counts.index)})
     write_catalog(paths, entries + [entry])
     return entry
+
+
+def remove_batch(paths: ProjectPaths, batch_id: str) -> bool:
+    """Take a batch back out of data/ (its splits and its catalog entry): data/ is as it was before
+    the batch was accepted. False when it was not there. The reference set cannot be removed."""
+    if batch_id == "reference":
+        raise CatalogError("the reference set cannot be taken out of data/")
+    entries = read_catalog(paths)
+    kept = [e for e in entries if e.batch_id != batch_id]
+    folder = paths.batch_dir(batch_id)
+    if len(kept) == len(entries) and not folder.exists():
+        return False
+    write_catalog(paths, kept)
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
 
 
 def create_reference(paths: ProjectPaths, frame: pd.DataFrame, source: str, eval_fraction: float) -> CatalogEntry:

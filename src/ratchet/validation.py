@@ -20,6 +20,11 @@ log = logging.getLogger("ratchet")
 
 REQUIRED_COLUMNS = ("id", "text", "label")
 MAX_EXAMPLES = 5
+# The type of each text and label value, as a column of its own: Great Expectations' own type
+# expectations crash when a column mixes objects with scalars (GE 1.x formats them as row dicts).
+TYPE_COLUMNS = {"text": "text__type", "label": "label__type"}
+TEXT_TYPES = ("str",)
+LABEL_TYPES = ("str", "int", "float", "bool", "int64", "float64", "bool_")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ def _expectations(data: DataSettings, rules: ValidationSettings) -> list:
     E = gx.expectations
     expectations: list = [E.ExpectColumnToExist(column=c) for c in REQUIRED_COLUMNS]
     expectations += [
+        E.ExpectColumnValuesToBeInSet(column=TYPE_COLUMNS["text"], value_set=[*TEXT_TYPES, "null"]),
+        E.ExpectColumnValuesToBeInSet(column=TYPE_COLUMNS["label"], value_set=[*LABEL_TYPES, "null"]),
         E.ExpectTableRowCountToBeBetween(min_value=rules.min_rows, max_value=rules.max_rows),
         E.ExpectColumnValuesToNotBeNull(column="text"),
         E.ExpectColumnValueLengthsToBeBetween(
@@ -80,12 +87,42 @@ _MESSAGES = {
 }
 
 
+def _typed_view(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame Great Expectations checks: each text and label value's type name in a column of
+    its own, and values of a wrong type (objects, lists) as their repr, so the value checks run on
+    strings and the type check alone names them."""
+    view = frame.copy()
+    for column, type_column in TYPE_COLUMNS.items():
+        if column not in view.columns:
+            continue
+        view[type_column] = view[column].map(lambda v: "null" if _is_null(v) else type(v).__name__)
+        allowed = TEXT_TYPES if column == "text" else LABEL_TYPES
+        view[column] = view[column].map(
+            lambda v: v if _is_null(v) or type(v).__name__ in allowed else repr(v)[:200])
+    return view
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def _failure(item: dict[str, Any], present_columns: set[str]) -> Failure:
     config = item["expectation_config"]
     kind, kwargs = config["type"], config["kwargs"]
     column = kwargs.get("column")
     result = item.get("result") or {}
     count = int(result.get("unexpected_count") or 0)
+    typed = {type_column: column for column, type_column in TYPE_COLUMNS.items()}
+    if column in typed and typed[column] in present_columns:
+        column = typed[column]
+        found = sorted({str(v) for v in result.get("partial_unexpected_list") or [] if v != "null"})
+        wanted = "a string" if column == "text" else "a single label (string or number)"
+        message = f"{count} row(s) have a {column!r} that is not {wanted} (found {', '.join(found)})"
+        return Failure(check="expect_column_values_to_be_of_type", column=column, message=message,
+                       unexpected_count=count,
+                       rows=[int(i) for i in (result.get("unexpected_index_list") or [])][:50],
+                       examples=found[:MAX_EXAMPLES])
+    column = typed.get(column, column)
     if column is not None and column not in present_columns and kind != "expect_column_to_exist":
         message = f"cannot check {kind.removeprefix('expect_')} because column {column!r} is missing"
     else:
@@ -115,12 +152,13 @@ def validate(frame: pd.DataFrame, data: DataSettings, rules: ValidationSettings)
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="ratchet_batch", data=batch_definition, suite=suite))
-    result = definition.run(batch_parameters={"dataframe": frame},
+    result = definition.run(batch_parameters={"dataframe": _typed_view(frame)},
                             result_format={"result_format": "COMPLETE"}).to_json_dict()
     present = {str(c) for c in frame.columns}
     failures = [_failure(item, present) for item in result["results"] if not item["success"]]
-    # Missing columns first: they explain the other failures on that column.
-    failures.sort(key=lambda f: (f.check != "expect_column_to_exist", f.check))
+    # Missing columns first, then values of the wrong type: they explain the other failures.
+    failures.sort(key=lambda f: (f.check != "expect_column_to_exist", f.check != "expect_column_values_to_be_of_type",
+                                 f.check))
     return ValidationResult(passed=bool(result["success"]) and not failures,
                             checks_run=len(result["results"]), failures=failures, ge_result=result)
 

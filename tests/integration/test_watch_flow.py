@@ -29,6 +29,12 @@ def finished_project(tmp_path_factory, tiny_model_dir, prefect_harness):
     swapped = synthetic_frame({"red": 30, "green": 30}, seed=4, prefix="sw")
     swapped["label"] = swapped["label"].map({"red": "green", "green": "red"})
     drop(paths, "04-swapped.parquet", swapped, minute=4)
+    # entries that are not batches: listed as ignored, left where they are, never read
+    (paths.incoming / "notes.txt").write_text("not a batch")
+    (paths.incoming / "folder.csv").mkdir()
+    outside = paths.root.parent / "outside-secret.csv"
+    synthetic_frame({"red": 20}, seed=9, prefix="secret").to_csv(outside, index=False)
+    (paths.incoming / "05-link.csv").symlink_to(outside)
     rows = watch(str(paths.root))
     return paths, rows
 
@@ -50,7 +56,8 @@ def test_every_batch_ends_in_the_expected_terminal_state(finished_project):
     states = {row["file"]: row["state"] for row in rows}
     assert states == {"data/reference": "promoted", "01-blue.csv": "promoted", "02-no-text.csv": "quarantined",
                       "03-blue-again.jsonl": "duplicate", "04-swapped.parquet": "rejected"}
-    assert not list(paths.incoming.iterdir()), "every incoming file is moved beside its outcome"
+    left = sorted(p.name for p in paths.incoming.iterdir())
+    assert left == ["05-link.csv", "folder.csv", "notes.txt"], "every batch file is moved beside its outcome"
 
 
 def test_champion_alias_points_at_the_last_passing_candidate(finished_project):
@@ -137,7 +144,14 @@ def test_status_json_follows_the_contract(finished_project):
     result = CliRunner().invoke(app, ["status", "--json", "--project", str(paths.root)])
     assert result.exit_code == 0, result.output
     status = json.loads(result.output)
-    assert set(status) == {"champion", "batches"}
+    assert set(status) == {"champion", "batches", "ignored"}
+    ignored = {entry["file"]: entry["reason"] for entry in status["ignored"]}
+    assert set(ignored) == {"05-link.csv", "folder.csv", "notes.txt"}
+    assert "symbolic link" in ignored["05-link.csv"] and "folder" in ignored["folder.csv"]
+    assert "unsupported file type '.txt'" in ignored["notes.txt"]
+    assert not any(b["file"] == "05-link.csv" for b in status["batches"]), "a link is never read"
+    text = CliRunner().invoke(app, ["status", "--project", str(paths.root)]).output
+    assert "ignored" in text and "incoming/notes.txt" in text
     assert status["champion"]["version"]
     for batch in status["batches"]:
         assert {"batch_id", "file", "state", "reason", "metrics"} <= set(batch)

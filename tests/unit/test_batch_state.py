@@ -59,7 +59,9 @@ def test_illegal_moves_raise_and_change_nothing(tmp_path):
     with pytest.raises(IllegalTransition, match="no state .* cannot move to accumulated"):
         states.move(2, "b-2", "two.csv", S.ACCUMULATED)
     assert [e.state for e in states.events()] == ["received", "quarantined"]
-    assert TRANSITIONS[S.FAILED] == {S.RECEIVED}, "a failed batch's file can be dropped again"
+    assert TRANSITIONS[S.FAILED] == {S.RECEIVED, S.QUARANTINED}, "a failed batch is retried or dropped"
+    assert all(S.FAILED in TRANSITIONS[s] for s in (S.RECEIVED, S.ACCUMULATED, S.ACCEPTED)), \
+        "an error anywhere before the conclusion can end a batch failed"
     for final in (S.QUARANTINED, S.DUPLICATE):
         assert TRANSITIONS[final] == frozenset(), f"{final} is final"
 

@@ -45,3 +45,45 @@ def test_incoming_is_listed_in_arrival_order(tmp_path):
         (tmp_path / name).write_text("text,label\n")
         os.utime(tmp_path / name, (1000 + number, 1000 + number))
     assert [p.name for p in list_incoming(tmp_path)] == ["z.csv", "a.csv", "m.jsonl"]
+
+
+def test_entries_that_are_not_batches_are_listed_with_a_reason_and_never_read(tmp_path):
+    from ratchet.batches import scan_incoming
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "ok.csv").write_text("text,label\nhello,red\n")
+    (incoming / "sheet.xlsx").write_bytes(b"PK")
+    (incoming / "x.csv").mkdir()
+    (incoming / ".upload.csv").write_text("partial")
+    secret = tmp_path / "secret.csv"
+    secret.write_text("text,label\nsecret,red\n")
+    (incoming / "link.csv").symlink_to(secret)
+    scan = scan_incoming(incoming)
+    assert [p.name for p in scan.batches] == ["ok.csv"]
+    reasons = {entry.name: entry.reason for entry in scan.ignored}
+    assert set(reasons) == {"sheet.xlsx", "x.csv", ".upload.csv", "link.csv"}
+    assert "symbolic link" in reasons["link.csv"] and "folder" in reasons["x.csv"]
+    assert "unsupported file type '.xlsx'" in reasons["sheet.xlsx"]
+    with pytest.raises(BatchReadError, match="symbolic link"):
+        read_raw(incoming / "link.csv")
+
+
+def test_gzipped_csv_and_jsonl_are_read_and_a_bomb_is_refused(tmp_path, monkeypatch):
+    import gzip
+
+    from ratchet import batches
+
+    (tmp_path / "b.csv.gz").write_bytes(gzip.compress(b"text,label\nhello,red\nbye,green\n"))
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(b'{"text": "hello", "label": "red"}\n'))
+    assert list(read_raw(tmp_path / "b.csv.gz")["label"]) == ["red", "green"]
+    assert list(read_raw(tmp_path / "b.jsonl.gz")["text"]) == ["hello"]
+    assert content_hash(read_raw(tmp_path / "b.csv.gz")) == content_hash(
+        pd.DataFrame({"text": ["hello", "bye"], "label": ["red", "green"]})), "the id is the content's"
+    monkeypatch.setattr(batches, "MAX_DECOMPRESSED_BYTES", 1000)
+    (tmp_path / "bomb.csv.gz").write_bytes(gzip.compress(b"text,label\n" + b"a,red\n" * 10_000))
+    with pytest.raises(BatchReadError, match="expands beyond"):
+        read_raw(tmp_path / "bomb.csv.gz")
+    (tmp_path / "bad.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(BatchReadError, match="bad.csv.gz: cannot be read as csv.gz"):
+        read_raw(tmp_path / "bad.csv.gz")
