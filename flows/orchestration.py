@@ -26,12 +26,14 @@ from pydantic import Field
 from ratchet.attempt import EarlierAttempt, PipelineRun, TrainingOutcome
 from ratchet.config import OrchestrationSettings
 from ratchet.errors import is_retryable_io
+from ratchet.locking import machine_training_slot
 from ratchet.intake import Arrival, DriftVerdict, TrainingDecision, ValidationVerdict
 from ratchet.paths import ProjectPaths
 
 log = logging.getLogger("ratchet")
 
 SERIALIZER_TYPE = "ratchet-json"
+TRAINING_LEASE_S = 60.0  # a killed worker's training slot is free again at most this long after
 # The only classes a persisted result can decode into.
 STEP_TYPES = {cls.__name__: cls for cls in (Arrival, ValidationVerdict, DriftVerdict, TrainingDecision, PipelineRun,
                                             TrainingOutcome, EarlierAttempt)}
@@ -170,14 +172,21 @@ def step_options(storage: StepResultStorage, io: OrchestrationSettings | None = 
     return options
 
 
-def training_slot(limit_name: str):
-    """Prefect's global concurrency limit `limit_name`, created with one slot if missing: at most
-    one training at a time across every worker that talks to this Prefect API."""
+def training_slot(settings: OrchestrationSettings):
+    """One training at a time. Trainings on a work pool (`train_pool`: workers on several machines,
+    a real Prefect server) take one slot of Prefect's global concurrency limit `training_limit`
+    (created with one slot if missing), on a lease the server expires `TRAINING_LEASE_S` after a
+    killed worker stops renewing it. Inline trainings (the embedded server, which dies with the
+    run and would keep a killed run's slot forever) take this machine's training slot: a file lock
+    the kernel releases the moment its holder dies."""
+    if not settings.train_pool:
+        return machine_training_slot(settings.training_limit)
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.concurrency.sync import concurrency
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+    limit_name = settings.training_limit
     with get_client(sync_client=True) as client:
         try:
             client.read_global_concurrency_limit_by_name(limit_name)
@@ -186,8 +195,9 @@ def training_slot(limit_name: str):
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=limit_name, limit=1))
             except ObjectAlreadyExists:
                 pass
-    # A training outlives many 300 s leases: a failed renewal (the API briefly away) must not kill it.
-    return concurrency(limit_name, occupy=1, strict=True, raise_on_lease_renewal_failure=False)
+    # A training outlives many leases: a failed renewal (the API briefly away) must not kill it.
+    return concurrency(limit_name, occupy=1, strict=True, lease_duration=TRAINING_LEASE_S,
+                       raise_on_lease_renewal_failure=False)
 
 
 def run_training_deployment(project: str, pool: str) -> str:

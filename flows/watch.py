@@ -28,6 +28,8 @@ from ratchet.attempt import PipelineRun, TrainingOutcome  # noqa: E402
 from ratchet.batch_state import BatchState, BatchStates  # noqa: E402
 from ratchet.batches import BatchReadError, list_incoming  # noqa: E402
 from ratchet.intake import Arrival, DriftVerdict, TrainingDecision, ValidationVerdict  # noqa: E402
+from ratchet.locking import run_lock  # noqa: E402
+from ratchet.paths import ProjectPaths  # noqa: E402
 from ratchet.project import Project  # noqa: E402
 from ratchet.summary import batch_markdown  # noqa: E402
 
@@ -92,8 +94,8 @@ def train_pending(project: str) -> TrainingOutcome | None:
 
     The feedback loop: when the gate fails on forgetting, retrain with stronger retention (params
     `feedback`), up to `max_attempts`; every attempt is its own MLflow run and model version.
-    One training at a time: Prefect's global concurrency limit `orchestration.training_limit`
-    (across workers) and a lock file in the project (around `dvc repro`).
+    One training at a time: the training slot (flows/orchestration.training_slot: this machine's,
+    or Prefect's concurrency limit for a work pool) and a lock file in the project (around `dvc repro`).
     """
     loaded = Project.load(project_dir(project))
     steps = steps_for(loaded)
@@ -101,7 +103,7 @@ def train_pending(project: str) -> TrainingOutcome | None:
     if not pending:
         return None
     attempts = loaded.settings.feedback.max_attempts
-    with training_slot(loaded.settings.orchestration.training_limit):
+    with training_slot(loaded.settings.orchestration):
         earlier: list[TrainingOutcome] = []
         for number in range(attempts):
             training = steps.run_pipeline(loaded, number, pending)
@@ -131,6 +133,11 @@ def _train(project: Project) -> None:
 @flow(name="ratchet-watch")
 def watch(project: str = ".") -> list[dict]:
     """Bootstrap the first champion if needed, then take each incoming file through its life."""
+    with run_lock(ProjectPaths.at(project_dir(project))):   # one loop per project at a time
+        return _watch(project)
+
+
+def _watch(project: str) -> list[dict]:
     logger = get_run_logger()
     loaded = Project.load(project_dir(project))   # the settings of this whole run
     steps = steps_for(loaded)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ratchet import atomic, dvc_repo, modeling, records, registry, store
+from ratchet import atomic, dvc_repo, faultpoints, modeling, records, registry, store
 from ratchet.champion import next_manifest
 from ratchet.config import Settings, attempt_file_text
 from ratchet.locking import training_lock
@@ -193,6 +193,7 @@ def register(project: Project, training: PipelineRun) -> TrainingOutcome:
     # what data/champion/ would hold with this version: kept for promotion now, `ratchet promote` later
     registry.log_champion_manifest(paths, settings, record.run_id,
                                    next_manifest(paths, evaluation, record.version, record.run_id, batch_ids))
+    faultpoints.reached("after_register", batch_ids)
     return TrainingOutcome(batch_ids=batch_ids, passed=gate.passed, reason=gate.summary,
                            version=record.version, run_id=record.run_id, metrics=metrics,
                            attempt=training.attempt, forgetting=gate.forgetting)

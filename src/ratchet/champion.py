@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 
-from ratchet import dvc_repo, modeling, records, registry, store
+from ratchet import dvc_repo, faultpoints, modeling, records, registry, store
 from ratchet.batch_state import BatchState, BatchStates
 from ratchet.comparison import EvalSplit, evaluate_candidate
 from ratchet.gate import decide
 from ratchet.locking import champion_lock
 from ratchet.paths import ProjectPaths
 from ratchet.project import Project
-from ratchet.records import ChampionManifest, EvalReport, GateDecision, HistoryStep
+from ratchet.records import ChampionManifest, EvalReport, GateDecision, HistoryStep, PromotionRecord
 
 if TYPE_CHECKING:
     from ratchet.attempt import TrainingOutcome
+
+# the states a batch concludes from (promoted or rejected)
+OPEN_STATES = (BatchState.ACCEPTED, BatchState.ACCUMULATED, BatchState.RECEIVED)
 
 
 @dataclass(frozen=True)
@@ -80,14 +83,16 @@ def conclude(project: Project, outcome: "TrainingOutcome") -> "TrainingOutcome":
         with champion_lock(paths):
             # if the alias moved since the gate ran, nothing below happens (checked again on the move)
             registry.require_champion(paths, settings, evaluation.champion_version, outcome.version)
-            store.install_champion(paths, paths.candidate, manifest)
-            store.install_replay_buffer(paths, paths.next_replay_buffer)
-            registry.promote(paths, settings, outcome.version, reason=outcome.reason, run_id=outcome.run_id,
-                             expected_champion=evaluation.champion_version)
-            # the batches are promoted only once the alias has moved (a refused move leaves them open)
-            _close(states, outcome, BatchState.PROMOTED, f"v{outcome.version} is champion: {outcome.reason}",
-                   gate_checks)
-            dvc_repo.add(paths.root)
+            record = PromotionRecord(
+                version=outcome.version, run_id=outcome.run_id, expected_champion=evaluation.champion_version,
+                batch_ids=outcome.batch_ids, reason=f"v{outcome.version} is champion: {outcome.reason}",
+                alias_reason=outcome.reason, manifest=manifest,
+                metrics_by_batch={b: _batch_metrics(outcome, b) for b in outcome.batch_ids},
+                details=_close_details(outcome, gate_checks))
+            # the intent first: from here on, a run killed half way is completed by the next one
+            records.write(paths.promotion_record, record)
+            faultpoints.reached("during_promotion")
+            _complete_promotion(project, record, paths.candidate, paths.next_replay_buffer)
         return outcome
     reason = f"gate rejected v{outcome.version}: {outcome.reason}"
     if outcome.earlier_attempts:
@@ -99,14 +104,84 @@ def conclude(project: Project, outcome: "TrainingOutcome") -> "TrainingOutcome":
     return outcome
 
 
+def _close_details(outcome: "TrainingOutcome", gate_checks: list[dict]) -> dict:
+    return {"version": outcome.version, "run_id": outcome.run_id, "gate_checks": gate_checks,
+            "attempt": outcome.attempt, "earlier_attempts": [vars(a) for a in outcome.earlier_attempts]}
+
+
 def _close(states: BatchStates, outcome: "TrainingOutcome", state: BatchState, reason: str,
            gate_checks: list[dict]) -> None:
-    details = {"version": outcome.version, "run_id": outcome.run_id, "gate_checks": gate_checks,
-               "attempt": outcome.attempt,
-               "earlier_attempts": [vars(a) for a in outcome.earlier_attempts]}
-    states.move_batches(outcome.batch_ids, state, reason,
-                        from_states=[BatchState.ACCEPTED, BatchState.ACCUMULATED, BatchState.RECEIVED],
+    details = _close_details(outcome, gate_checks)
+    states.move_batches(outcome.batch_ids, state, reason, from_states=OPEN_STATES,
                         update=lambda event: (_batch_metrics(outcome, event.batch_id), details))
+
+
+def _complete_promotion(project: Project, record: PromotionRecord, model_dir: Path | None,
+                        next_buffer: Path | None) -> None:
+    """Make data/champion, the replay buffer, the aliases and the batch states all say
+    `record.version`, each step skipped when done already (so a half-done promotion is completed
+    by calling this again), then remove the record. Under the champion lock."""
+    paths, settings = project.paths, project.settings
+    installed = store.champion_manifest(paths)
+    if installed is None or installed.version != record.version or installed.run_id != record.run_id:
+        if model_dir is not None and model_dir.is_dir():
+            store.install_champion(paths, model_dir, record.manifest)
+        else:   # the candidate folder is gone (a later run): the registry holds the same model
+            with tempfile.TemporaryDirectory() as scratch:
+                downloaded, _ = registry.download_champion(paths, settings, record.version, Path(scratch))
+                store.install_champion(paths, downloaded, record.manifest)
+    if next_buffer is not None and next_buffer.exists():
+        store.install_replay_buffer(paths, next_buffer)
+    else:
+        store.build_replay_buffer(paths, settings.continual.replay, record.manifest.trained_batches,
+                                  seed=settings.prepare.seed).save(paths.replay_buffer)
+    if registry.champion_version(paths, settings) != record.version:
+        registry.promote(paths, settings, record.version, reason=record.alias_reason, run_id=record.run_id,
+                         expected_champion=record.expected_champion)
+    # the batches are promoted only once the alias has moved (a refused move leaves them open)
+    BatchStates(paths).move_batches(
+        record.batch_ids, BatchState.PROMOTED, record.reason, from_states=OPEN_STATES,
+        update=lambda event: (record.metrics_by_batch.get(event.batch_id, {}), dict(record.details)))
+    dvc_repo.add(paths.root)
+    paths.promotion_record.unlink(missing_ok=True)
+
+
+def finish_promotion(project: Project) -> str | None:
+    """Complete the promotion a killed run left half done (promotion-in-progress.json); returns
+    what was done, or None when no promotion was in progress."""
+    paths = project.paths
+    record = records.read_optional(paths.promotion_record, PromotionRecord)
+    if record is None:
+        return None
+    with champion_lock(paths):
+        try:
+            _complete_promotion(project, record, None, None)
+        except registry.ChampionMoved as moved:
+            # someone moved the alias since: that move stands; these batches are trained again
+            paths.promotion_record.unlink(missing_ok=True)
+            aligned = align_with_alias(project)
+            return f"v{record.version}: an interrupted promotion was abandoned ({moved}); {aligned or ''}"
+    return f"v{record.version}: a promotion interrupted half way was completed (alias, data/champion, batches)"
+
+
+def align_with_alias(project: Project) -> str | None:
+    """With no promotion in progress, data/champion must hold the `champion` alias's version; a
+    hand promotion or rollback killed between its two moves leaves data/champion ahead: it is put
+    back to the alias's version (the alias is the record of a hand move). Returns what was done."""
+    paths, settings = project.paths, project.settings
+    installed = store.champion_manifest(paths)
+    if installed is None:
+        return None
+    with champion_lock(paths):
+        alias = registry.champion_version(paths, settings)
+        if alias is None or alias == installed.version:
+            return None
+        with tempfile.TemporaryDirectory() as scratch:
+            model_dir, manifest = registry.download_champion(paths, settings, alias, Path(scratch))
+            _install_version(project, model_dir, manifest,
+                             why=f"data/champion held v{installed.version} but the champion alias v{alias} "
+                                 "(a champion move interrupted half way): back to the alias")
+    return f"data/champion: v{installed.version} -> v{alias}, the champion alias's version"
 
 
 def rollback(project: Project, reason: str) -> ChampionMove:

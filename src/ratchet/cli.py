@@ -25,8 +25,12 @@ for command in batch_commands:
 
 def _run_watch(paths: ProjectPaths) -> None:
     from flows.watch import watch  # Prefect is imported only for commands that run flows
+    from ratchet.locking import run_lock
 
-    watch(str(paths.root))
+    # before Prefect starts its embedded server: runs started together queue here, not on the
+    # server's database (a fresh one migrated by three servers at once fails)
+    with run_lock(paths):
+        watch(str(paths.root))
 
 
 @app.command()

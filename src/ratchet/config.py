@@ -213,7 +213,7 @@ class OrchestrationSettings(_Section):
     watch_cron: str = "*/15 * * * *"   # ratchet-watch's schedule, deployed by `ratchet deploy` / `make serve`
     incoming_url: str = ""             # fsspec URL (s3://bucket/prefix, file:///path) fetched into incoming/
     train_pool: str = ""               # "": train inline; a pool name: run_deployment ratchet-train on it
-    training_limit: str = "ratchet-training"  # Prefect global concurrency limit: one training at a time
+    training_limit: str = "ratchet-training"  # the training slot: a machine-wide lock, or with train_pool Prefect's concurrency limit
     io_retries: int = Field(3, ge=0)   # retries of tasks that talk to storage or the tracking server
     io_retry_delay_s: float = Field(2.0, ge=0.0)  # first retry delay; doubles each retry
 

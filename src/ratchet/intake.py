@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ratchet import atomic, dvc_repo, modeling, registry, store
+from ratchet import atomic, dvc_repo, faultpoints, modeling, registry, store
 from ratchet.batch_state import SETTLED, BatchState, BatchStates
 from ratchet.batches import BatchReadError, content_hash, normalise, read_raw
 from ratchet.config import Settings
@@ -106,6 +106,7 @@ def receive(project: Project, file: str) -> Arrival:
     # A crashed earlier run left this content half-processed: resume it under the same arrival.
     arrival = previous.arrival if previous is not None else states.next_arrival()
     states.move(arrival, batch_id, source.name, BatchState.RECEIVED, details={"rows": len(frame)})
+    faultpoints.reached("after_receive", [batch_id])
     return Arrival(arrival, batch_id, source.name, str(source), BatchState.RECEIVED)
 
 
@@ -123,6 +124,7 @@ def validate(project: Project, arrival: Arrival) -> ValidationVerdict:
 
     paths, settings = project.paths, project.settings
     result = run_suite(_rows(arrival, settings), settings.data, settings.validation)
+    faultpoints.reached("mid_validation", [arrival.batch_id])
     atomic.write_json(paths.validation_reports / f"{arrival.batch_id}.json", result.ge_result)
     if result.passed:
         return ValidationVerdict(True, result.summary())
@@ -192,6 +194,7 @@ def accept(project: Project, arrival: Arrival, drift: DriftVerdict) -> TrainingD
     state = BatchState.ACCEPTED if decision.train else BatchState.ACCUMULATED
     BatchStates(paths).move(arrival.arrival, arrival.batch_id, arrival.file, state, decision.reason,
                             metrics={"drifted": drift.drifted}, details=details)
+    faultpoints.reached("after_accept", [arrival.batch_id])
     return TrainingDecision(decision.train, decision.reason, pending)
 
 

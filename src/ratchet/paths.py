@@ -70,6 +70,11 @@ class ProjectPaths:
         return self.root / "incoming"
 
     @property
+    def promotion_record(self) -> Path:
+        """A promotion in progress (records.PromotionRecord); absent when none is."""
+        return self.root / "promotion-in-progress.json"
+
+    @property
     def quarantine(self) -> Path:
         return self.root / "quarantine"
 

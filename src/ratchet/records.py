@@ -152,6 +152,21 @@ class ChampionManifest(ModelManifest):
     history: list[HistoryStep] = []
 
 
+class PromotionRecord(_Record):
+    """A promotion in progress, written before anything moves and removed once all has: a run killed
+    half way is completed from it by the next (ratchet.champion.finish_promotion)."""
+
+    version: str
+    run_id: str
+    expected_champion: str | None      # the champion the gate judged against
+    batch_ids: list[str]
+    reason: str                        # the ledger's reason for the promoted batches
+    alias_reason: str                  # the alias history's reason
+    manifest: ChampionManifest
+    metrics_by_batch: dict[str, dict[str, float]] = {}
+    details: dict[str, object] = {}
+
+
 # --- reading and writing ------------------------------------------------------------------------
 
 R = TypeVar("R", bound=_Record)

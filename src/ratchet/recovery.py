@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from ratchet import atomic, dvc_repo, store
+from ratchet import atomic, champion, dvc_repo, store
 from ratchet.batch_state import BatchState, BatchStates
 from ratchet.intake import Arrival, DriftVerdict, accept
 from ratchet.project import Project
@@ -19,16 +19,19 @@ log = logging.getLogger("ratchet")
 def reconcile(project: Project) -> list[str]:
     """Finish the bookkeeping of arrivals a killed run left half done; returns what was fixed.
 
-    Every arrival still `received` is checked against the project: its file still waiting in
+    First a champion move a kill cut off: a promotion is completed from its record
+    (promotion-in-progress.json); a hand move (data/champion ahead of the alias) is undone.
+    Then every arrival still `received` is checked against the project: its file still waiting in
     incoming/ is simply processed again; otherwise it was either quarantined (reason.json written,
     the ledger not yet) or accepted into data/ (the file archived, the ledger not yet). Accepted
     batches go through the training policy again; arrivals already `accepted` are trained by the
     flow's unfinished-training step. Last, the catalog follows the ledger (a crash between the two).
     """
     paths = project.paths
+    # a champion move cut off half way: completed from its record, or data/champion back to the alias
+    fixed = [line for line in (champion.finish_promotion(project), champion.align_with_alias(project)) if line]
     states = BatchStates(paths)
     catalog = {e.batch_id for e in store.read_catalog(paths)}
-    fixed = []
     for entry in states.current():
         if entry.state != BatchState.RECEIVED or (paths.incoming / entry.file).exists():
             continue

@@ -7,7 +7,7 @@ import shutil
 
 import pandas as pd
 
-from ratchet import atomic, store
+from ratchet import atomic, faultpoints, store
 from ratchet.config import Settings
 from ratchet.continual.buffer import ReplayBuffer
 from ratchet.continual.mix import compose_increment
@@ -36,6 +36,7 @@ def main() -> None:
     old = [e.batch_id for e in catalog if e.status == "trained"]
     if not new:
         raise SystemExit(f"prepare: no pending batch in {paths.catalog}: nothing to train on")
+    faultpoints.reached("prepare", new)
 
     new_rows = pd.concat([store.read_split(paths, b, "train").assign(source_batch=b) for b in new],
                          ignore_index=True)

@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import torch
 
-from ratchet import atomic, modeling
+from ratchet import atomic, faultpoints, modeling
 from ratchet.continual.increment import learn_increment
 from ratchet.continual.mix import IncrementData
 from ratchet.stages._common import start
@@ -29,6 +29,7 @@ def main() -> None:
     device = distributed.join_group() if distributed.under_launcher() else modeling.pick_device()
     if not worker.is_main:  # one voice in the log: the other workers only warn
         logging.getLogger("ratchet").setLevel(logging.WARNING)
+    faultpoints.reached("during_train")
     try:
         _train(paths, settings, device, worker)
     finally:
