@@ -10,11 +10,15 @@ import logging
 import os
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 
 import yaml
 
 log = logging.getLogger("ratchet")
+
+
+ERROR_TAIL_LINES = 25
 
 
 class DvcError(RuntimeError):
@@ -32,15 +36,27 @@ def _environment() -> dict[str, str]:
 
 
 def run_dvc(root: Path, *args: str, capture: bool = False) -> str:
+    """Run `dvc ARGS` in `root`. Captured: returns stdout. Otherwise the output is streamed (a
+    repro's stages are worth watching) and its last lines are kept for the error, so a failure
+    names what failed wherever it is reported (the ledger, reason.json)."""
     command = [sys.executable, "-m", "dvc", *args]
     log.info("dvc %s", " ".join(args))
-    completed = subprocess.run(command, cwd=root, env=_environment(), text=True,
-                               stdout=subprocess.PIPE if capture else None,
-                               stderr=subprocess.PIPE if capture else None)
-    if completed.returncode != 0:
-        detail = (completed.stderr or completed.stdout or "").strip() if capture else "see the output above"
-        raise DvcError(f"`dvc {' '.join(args)}` failed in {root} (exit {completed.returncode}): {detail}")
-    return completed.stdout or ""
+    if capture:
+        completed = subprocess.run(command, cwd=root, env=_environment(), text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        returncode, output, detail = completed.returncode, completed.stdout, (completed.stderr or completed.stdout)
+    else:
+        tail: deque[str] = deque(maxlen=ERROR_TAIL_LINES)
+        with subprocess.Popen(command, cwd=root, env=_environment(), text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, bufsize=1) as process:
+            for line in process.stdout:
+                sys.stdout.write(line)
+                tail.append(line)
+        returncode, output, detail = process.returncode, "", "".join(tail)
+    if returncode != 0:
+        detail = detail.strip() or "(dvc printed nothing)"
+        raise DvcError(f"`dvc {' '.join(args)}` failed in {root} (exit {returncode}): {detail}")
+    return output or ""
 
 
 def init(root: Path) -> None:
