@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PREFECT_LOGGING_EXTRA_LOGGERS := ratchet
 
-.PHONY: help install demo test test-fast test-integration serve clean-demo lock
+.PHONY: help install demo test test-fast test-integration test-faults serve clean-demo lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test-fast: $(STAMP)  ## the unit tier alone (under 2 minutes on 2 cores)
 
 test-integration: $(STAMP)  ## the integration tier alone (the real loop on tiny data)
 	$(BIN)/python -m pytest -m integration
+
+test-faults: $(STAMP)  ## the fault-injection suite alone (kills, concurrent runs, a stopped server, a full disk)
+	$(BIN)/python -m pytest -m faults
 
 serve: $(STAMP)  ## local Prefect server on 127.0.0.1:4200, pools cpu/gpu, deployments, workers (Ctrl-C stops)
 	$(BIN)/ratchet serve --project .

@@ -15,10 +15,11 @@ configure_offline()
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """The tier of a test is its folder: tests/unit -> unit, tests/integration -> integration."""
+    """The tier of a test is its folder: tests/unit -> unit, tests/integration -> integration,
+    tests/faults -> faults (real processes killed with real signals)."""
     for item in items:
         tier = Path(str(item.fspath)).parent.name
-        if tier in ("unit", "integration"):
+        if tier in ("unit", "integration", "faults"):
             item.add_marker(getattr(pytest.mark, tier))
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -72,3 +73,38 @@ def tiny_model_dir(tmp_path_factory) -> Path:
                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture
+def no_tracking_server(monkeypatch):
+    """MLflow must use the project's own sqlite store in these tests."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(scope="session")
+def champion_template(tmp_path_factory, tiny_model_dir, prefect_harness) -> Path:
+    """A project whose first champion (v1, trained on the reference set) is trained once per
+    session; `project_with_champion` copies it. Every copy is also a moved project (mlflow.db's
+    absolute locations follow it: ratchet.mlflow_relocation)."""
+    import os
+    import sqlite3
+
+    from flows.watch import watch
+    from ratchet import store
+    from tests.integration.conftest import make_project
+
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    paths = make_project(tmp_path_factory.mktemp("template") / "project", tiny_model_dir)
+    watch(str(paths.root))
+    assert store.champion_manifest(paths).version == "1"
+    with sqlite3.connect(paths.state_db) as db:   # everything in the main file before copying
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return paths.root

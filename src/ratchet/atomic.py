@@ -11,8 +11,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from ratchet import faultpoints
+
 
 def _temp_beside(target: Path) -> Path:
+    faultpoints.reached(f"write:{target.name}")
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)

@@ -187,6 +187,7 @@ def register(project: Project, training: PipelineRun) -> TrainingOutcome:
     # the same training (batches, attempt, pipeline outputs) registers once, however often retried
     key = hashlib.sha256(json.dumps([batch_ids, training.attempt, tags["ratchet.dvc_lock_sha256"],
                                      _sha256(paths.gate_result)]).encode()).hexdigest()[:32]
+    faultpoints.reached("before_register", batch_ids)
     record = registry.log_attempt(paths, settings, registry.Attempt(
         run_name=f"attempt-{'+'.join(batch_ids)}", batch_ids=batch_ids, params=params, metrics=metrics,
         tags=tags, artifacts=evidence, inputs=inputs, key=key), paths.candidate)

@@ -79,4 +79,19 @@ def drop(batch: Annotated[str, typer.Argument(help="The failed batch's id (see `
     console.print(f"{batch}: dropped (quarantined); its file is kept in {folder}")
 
 
-batch_commands = (validate, retry, drop)
+def ledger(project: ProjectOption = Path("."),
+           output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")] = None
+           ) -> None:
+    """The ledger (every arrival's every state, oldest first) exported as JSON Lines."""
+    from ratchet.batch_state import BatchStates
+    from ratchet.paths import ProjectPaths
+    from ratchet.state_store import export_jsonl
+
+    text = export_jsonl(BatchStates(ProjectPaths.at(project)).events(), output)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        console.print(f"{text.count(chr(10))} event(s) written to {output}")
+
+
+batch_commands = (validate, retry, drop, ledger)

@@ -1,13 +1,12 @@
 """A batch's one state machine: the states, the legal moves, and the only writer of both records.
 
-Every arrival of a file has a life of events (the ledger); its newest event is its state. The
-catalog in data/ (DVC-tracked, read by the pipeline's stages) holds each accepted batch's status,
-a projection of the ledger: `BatchStates.move` appends the event first (the record of truth), then
-writes the catalog status the new state implies. A crash between the two is healed by
-`project_catalog`, which re-derives every status from the ledger; nothing else writes either.
-
-The events live in an `EventLog`: today JSON Lines under the project (appended, never rewritten);
-the log is the only thing a database backend has to replace.
+Every arrival of a file has a life of events (the ledger); its newest event is its state. Each
+accepted batch has a status (pending, trained, rejected) that its state implies. Both live in the
+state store (ratchet.state_store: a database, sqlite under the project by default), written by
+`BatchStates.move` in one transaction that also checks the arrival still stands where the move
+started (compare-and-set). The catalog in data/ (DVC-tracked, read by the pipeline's stages) holds
+a copy of the statuses, written right after; a crash between the two is healed by
+`project_catalog`, which re-derives every status from the ledger. Nothing else writes either.
 
 | state        | meaning                                                   | next states                  |
 |--------------|-----------------------------------------------------------|------------------------------|
@@ -98,16 +97,27 @@ class BatchEvent:
     at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
-class EventLog(Protocol):
-    """Where events are kept: appended one at a time, read back in order."""
+_ANY = ...
 
-    def append(self, event: BatchEvent) -> None: ...
+
+class EventLog(Protocol):
+    """Where events are kept: appended one at a time, read back in order.
+
+    `expected`: the state the arrival must still stand in (None: new), checked in the same
+    transaction as the write where the backend can; `status`: the batch's catalog status, written
+    in that transaction too.
+    """
+
+    def append(self, event: BatchEvent, expected: BatchState | None | object = _ANY,
+               status: str | None = None) -> None: ...
 
     def events(self) -> list[BatchEvent]: ...
 
 
 class JsonLinesLog:
-    """ledger.jsonl: one event a line, appended (flushed and fsynced), never rewritten.
+    """ledger.jsonl: one event a line, appended (flushed and fsynced), never rewritten. The format
+    of older projects (imported into the state store on first use) and of `ratchet ledger`'s export;
+    it holds no statuses and checks no `expected` state (one writer: the project's run lock).
 
     A torn last line (a crash mid-append) is skipped with a warning; any other unreadable line is
     an error that names it.
@@ -116,7 +126,8 @@ class JsonLinesLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def append(self, event: BatchEvent) -> None:
+    def append(self, event: BatchEvent, expected: BatchState | None | object = _ANY,
+               status: str | None = None) -> None:
         line = json.dumps({**asdict(event), "state": str(event.state)}, sort_keys=True) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
@@ -148,8 +159,10 @@ class BatchStates:
     """The state machine over one project's ledger and catalog."""
 
     def __init__(self, paths: ProjectPaths, log_: EventLog | None = None) -> None:
+        from ratchet.state_store import SqlEventLog
+
         self.paths = paths
-        self.log = log_ or JsonLinesLog(paths.ledger)
+        self.log = log_ or SqlEventLog(paths)
 
     # reading ----------------------------------------------------------------------------------
     def events(self) -> list[BatchEvent]:
@@ -180,7 +193,7 @@ class BatchStates:
         self._check(arrival, current.state if current else None, to)
         event = BatchEvent(arrival=arrival, batch_id=batch_id, file=file, state=BatchState(to), reason=reason,
                            metrics=metrics or {}, details=details or {})
-        self.log.append(event)
+        self.log.append(event, expected=current.state if current else None, status=CATALOG_STATUS.get(to))
         log.info("ledger: %s (%s) -> %s%s", batch_id, file, event.state, f": {reason}" if reason else "")
         if to in CATALOG_STATUS:
             self.project_catalog([batch_id])
@@ -202,7 +215,7 @@ class BatchStates:
         for batch_id in sorted(wanted - known):   # in data/ without an arrival: its first event
             self._check(arrival, None, to)
             self.log.append(BatchEvent(arrival=arrival, batch_id=batch_id, file=sources_of.get(batch_id, batch_id),
-                                       state=to, reason=reason))
+                                       state=to, reason=reason), expected=None, status=CATALOG_STATUS.get(to))
             arrival += 1
         for event in current:
             if event.batch_id not in wanted or event.state not in sources:
@@ -211,7 +224,7 @@ class BatchStates:
             metrics, details = update(event)
             new = BatchEvent(arrival=event.arrival, batch_id=event.batch_id, file=event.file, state=to,
                              reason=reason, metrics={**event.metrics, **metrics}, details={**event.details, **details})
-            self.log.append(new)
+            self.log.append(new, expected=event.state, status=CATALOG_STATUS.get(to))
             log.info("ledger: %s (%s) -> %s: %s", new.batch_id, new.file, to, reason)
             moved.append(new)
         if to in CATALOG_STATUS:
@@ -234,6 +247,9 @@ class BatchStates:
                 changed.append(entry.batch_id)
         if changed:
             store.write_catalog(self.paths, entries)
+        set_statuses = getattr(self.log, "set_statuses", None)
+        if set_statuses is not None and wanted is None:   # the store's copy follows the ledger too
+            set_statuses({e.batch_id: e.status for e in entries})
         return changed
 
     @staticmethod

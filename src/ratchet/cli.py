@@ -37,8 +37,21 @@ def _run_watch(paths: ProjectPaths) -> None:
 def run(project: ProjectOption = Path(".")) -> None:
     """Process every file waiting in incoming/ (the ratchet-watch flow, on Prefect's embedded API)."""
     _setup()
+    from ratchet.batch_state import LedgerError
+    from ratchet.errors import is_transient
+
     paths = ProjectPaths.at(project)
-    _run_watch(paths)
+    try:
+        _run_watch(paths)
+    except LedgerError as error:
+        console.print(f"[red]error:[/] the state store holds a row ratchet cannot read; nothing was processed: {error}")
+        raise typer.Exit(2) from None
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        console.print(f"[red]error:[/] {type(error).__name__}: {error}\nNot the batch's fault: it stays where it "
+                      "is and the next `ratchet run` resumes it.")
+        raise typer.Exit(1) from None
     _print_status(paths)
 
 
@@ -192,7 +205,17 @@ def _print_status(paths: ProjectPaths) -> None:
 def status(project: ProjectOption = Path("."),
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """The champion version and every batch with its state, reason and key metrics."""
+    from ratchet.batch_state import LedgerError
+
     paths = ProjectPaths.at(project)
+    try:
+        _status(paths, as_json)
+    except LedgerError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+
+
+def _status(paths: ProjectPaths, as_json: bool) -> None:
     if as_json:
         from ratchet.status import project_status
 

@@ -101,7 +101,8 @@ def write_incoming(paths: ProjectPaths, files: dict[str, pd.DataFrame]) -> list[
 
 
 STATE_PATHS = ("data", "incoming", "quarantine", "archive", "reports", "artifacts", "metrics",
-               "ledger.jsonl", "mlflow.db", "mlartifacts", "dvc.lock")
+               "ledger.jsonl", "ledger.jsonl.imported", "ratchet-state.db", "ratchet-state.db-wal",
+               "ratchet-state.db-shm", "promotion-in-progress.json", "mlflow.db", "mlartifacts", "dvc.lock")
 
 
 def set_aside_previous_run(paths: ProjectPaths) -> Path | None:

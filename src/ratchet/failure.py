@@ -82,7 +82,7 @@ def _keep_file(project: Project, event: BatchEvent, reason: str, step: str, trac
 def _failed_event(project: Project, batch_id: str) -> BatchEvent:
     current = [e for e in BatchStates(project.paths).current() if e.batch_id == batch_id]
     if not current:
-        raise BatchCommandError(f"no batch {batch_id!r} in {project.paths.ledger}")
+        raise BatchCommandError(f"no batch {batch_id!r} in this project's ledger (`ratchet status` lists them)")
     failed = [e for e in current if e.state == BatchState.FAILED]
     if not failed:
         raise BatchCommandError(f"batch {batch_id} is {current[-1].state}, not failed: only a failed batch "

@@ -17,6 +17,9 @@ OFFLINE_ENVIRONMENT = {
     "TOKENIZERS_PARALLELISM": "false",
     "GIT_PYTHON_REFRESH": "quiet",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # progress bars would fill logs and CLI output
+    # Prefect's 20 s for the embedded server to come up is too short on a busy 2-core machine
+    # (seen with three runs starting at once, one of them migrating a fresh database)
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
 

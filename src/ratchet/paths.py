@@ -70,6 +70,11 @@ class ProjectPaths:
         return self.root / "incoming"
 
     @property
+    def state_db(self) -> Path:
+        """The default state store (ratchet.state_store): sqlite, unless RATCHET_STATE_URL names another."""
+        return self.root / "ratchet-state.db"
+
+    @property
     def promotion_record(self) -> Path:
         """A promotion in progress (records.PromotionRecord); absent when none is."""
         return self.root / "promotion-in-progress.json"

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ratchet import records
 from ratchet.config import Settings
+from ratchet.mlflow_relocation import follow_moved_project
 from ratchet.paths import ProjectPaths
 from ratchet.records import ChampionManifest
 
@@ -69,6 +70,8 @@ def _connect(paths: ProjectPaths, settings: Settings):
     import mlflow
 
     user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if user_uri is None:
+        follow_moved_project(paths.mlflow_db, paths.root)
     uri = tracking_uri(paths)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

@@ -1,4 +1,5 @@
-"""A real ratchet project in a temp dir: git + DVC, params for the tiny BERT, synthetic batches."""
+"""A real ratchet project in a temp dir: git + DVC, params for the tiny BERT, synthetic batches.
+(The fixtures that build on these, champion_template among them, are in tests/conftest.py.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from ratchet import dvc_repo, store
@@ -34,6 +34,16 @@ def tiny_params(model_dir: Path) -> dict:
     return params
 
 
+def _with_overrides(params: dict, overrides: dict | None) -> dict:
+    for key, value in (overrides or {}).items():
+        *sections, name = key.split(".")
+        node = params
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
+    return params
+
+
 def make_project(root: Path, model_dir: Path, overrides: dict | None = None) -> ProjectPaths:
     """A fresh project: the pipeline files of this repo, tiny-model params, git, DVC, a reference.
 
@@ -43,13 +53,7 @@ def make_project(root: Path, model_dir: Path, overrides: dict | None = None) -> 
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "attempt.yaml"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params = tiny_params(model_dir)
-    for key, value in (overrides or {}).items():
-        *sections, name = key.split(".")
-        node = params
-        for section in sections:
-            node = node.setdefault(section, {})
-        node[name] = value
+    params = _with_overrides(tiny_params(model_dir), overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.email=test@ratchet", "-c", "user.name=ratchet-test"]
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
@@ -77,15 +81,20 @@ def drop(paths: ProjectPaths, name: str, frame, minute: int) -> Path:
     return target
 
 
-@pytest.fixture(scope="session")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness():
-        yield
+# Settings the first champion's training reads: a project that overrides one of them trains its own.
+FIRST_TRAINING_SECTIONS = ("data", "model", "train", "prepare", "validation", "drift", "project")
 
 
-@pytest.fixture
-def no_tracking_server(monkeypatch):
-    """MLflow must use the project's own sqlite store in these tests."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def project_with_champion(template: Path, root: Path, overrides: dict | None = None) -> ProjectPaths:
+    """A copy of the champion template at `root`, with `overrides` (see make_project) applied.
+
+    Only for tests where the first champion need not be fresh: the overrides must not touch what
+    its training read (FIRST_TRAINING_SECTIONS)."""
+    touched = [k for k in (overrides or {}) if k.split(".")[0] in FIRST_TRAINING_SECTIONS]
+    assert not touched, f"{touched} change the first champion's training: use make_project"
+    shutil.copytree(template, root, symlinks=True)
+    params = _with_overrides(yaml.safe_load((template / "params.yaml").read_text()), overrides)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return ProjectPaths.at(root)
+
+

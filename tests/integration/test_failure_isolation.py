@@ -13,7 +13,7 @@ from ratchet.cli import app
 from ratchet.intake import load_batch
 from ratchet.project import Project
 from tests.conftest import synthetic_frame
-from tests.integration.conftest import drop, make_project
+from tests.integration.conftest import drop, make_project, project_with_champion
 
 
 def cli(paths, *args):
@@ -21,10 +21,10 @@ def cli(paths, *args):
 
 
 def test_a_crashing_stage_fails_its_batch_and_the_next_is_promoted_in_the_same_run(
-        tmp_path, tiny_model_dir, prefect_harness, no_tracking_server, monkeypatch):
+        tmp_path, champion_template, prefect_harness, no_tracking_server, monkeypatch):
     from flows.watch import watch
 
-    paths = make_project(tmp_path / "project", tiny_model_dir)
+    paths = project_with_champion(champion_template, tmp_path / "project")
     crashing = drop(paths, "01-crashes-prepare.csv", synthetic_frame({"blue": 40}, seed=1, prefix="c"), minute=1)
     crashing_bytes = crashing.read_bytes()
     crashing_id, _ = load_batch(crashing, Project.load(paths.root).settings)
@@ -94,4 +94,15 @@ def test_validate_gives_the_verdict_without_processing(tmp_path, tiny_model_dir)
     assert verdicts[str(good)]["passed"] and not verdicts[str(bad)]["passed"]
     [typed] = [f for f in verdicts[str(bad)]["failures"] if f["check"] == "expect_column_values_to_be_of_type"]
     assert typed["column"] == "text" and typed["rows"] == [5]
-    assert good.exists() and bad.exists() and not paths.ledger.exists(), "nothing processed"
+    assert good.exists() and bad.exists() and not paths.state_db.exists(), "nothing processed"
+
+
+def test_the_ledger_exports_as_json_lines(tmp_path, tiny_model_dir):
+    from ratchet.batch_state import BatchState
+
+    paths = make_project(tmp_path / "project", tiny_model_dir)
+    BatchStates(paths).move(1, "b-1", "one.csv", BatchState.RECEIVED, "read")
+    result = cli(paths, "ledger")
+    assert result.exit_code == 0, result.output
+    [event] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (event["arrival"], event["batch_id"], event["state"], event["reason"]) == (1, "b-1", "received", "read")

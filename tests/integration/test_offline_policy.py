@@ -6,14 +6,15 @@ from ratchet import store
 from ratchet.continual.buffer import ReplayBuffer
 from ratchet.batch_state import BatchStates
 from tests.conftest import synthetic_frame
-from tests.integration.conftest import drop, make_project
+from tests.integration.conftest import drop, project_with_champion
 
 
-def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_dir, prefect_harness, no_tracking_server):
+def test_batches_accumulate_train_together_then_roll_back(tmp_path, champion_template, prefect_harness,
+                                                         no_tracking_server):
     from flows.watch import watch
 
-    paths = make_project(tmp_path / "project", tiny_model_dir,
-                         {"policy.train_on": "min_new_examples", "policy.min_new_examples": 60})
+    paths = project_with_champion(champion_template, tmp_path / "project",
+                                  {"policy.train_on": "min_new_examples", "policy.min_new_examples": 60})
     drop(paths, "01-blue-part-one.csv", synthetic_frame({"blue": 40}, seed=1, prefix="p1"), minute=1)
     drop(paths, "02-blue-part-two.csv", synthetic_frame({"blue": 40}, seed=2, prefix="p2"), minute=2)
     rows = {row["file"]: row for row in watch(str(paths.root))}
@@ -68,25 +69,25 @@ def test_batches_accumulate_train_together_then_roll_back(tmp_path, tiny_model_d
     assert dvc_repo.status_clean(paths.root)
 
 
-def test_schedule_accumulates_until_a_later_run_finds_the_interval_passed(tmp_path, tiny_model_dir, prefect_harness,
+def test_schedule_accumulates_until_a_later_run_finds_the_interval_passed(tmp_path, champion_template, prefect_harness,
                                                                          no_tracking_server):
-    import json
     from datetime import datetime, timedelta
 
     from flows.watch import watch
 
-    paths = make_project(tmp_path / "project", tiny_model_dir, {"policy.train_on": "schedule", "policy.every_hours": 1})
+    paths = project_with_champion(champion_template, tmp_path / "project",
+                                  {"policy.train_on": "schedule", "policy.every_hours": 1})
     drop(paths, "01-blue.csv", synthetic_frame({"blue": 40}, seed=1, prefix="s1"), minute=1)
     first = {row["file"]: row for row in watch(str(paths.root))}["01-blue.csv"]
     assert first["state"] == "accumulated" and "policy schedule" in first["reason"]  # the first champion is fresh
 
     # The clock moves on: the last training ended two hours ago. A run with no new file trains the batch.
-    lines = []
-    for line in paths.ledger.read_text().splitlines():
-        entry = json.loads(line)
-        entry["at"] = (datetime.fromisoformat(entry["at"]) - timedelta(hours=2)).isoformat(timespec="seconds")
-        lines.append(json.dumps(entry, sort_keys=True))
-    paths.ledger.write_text("\n".join(lines) + "\n")
+    import sqlite3
+
+    with sqlite3.connect(paths.state_db) as db:
+        for seq, at in db.execute("SELECT seq, at FROM batch_events").fetchall():
+            earlier = (datetime.fromisoformat(at) - timedelta(hours=2)).isoformat(timespec="seconds")
+            db.execute("UPDATE batch_events SET at = ? WHERE seq = ?", (earlier, seq))
     again = {row["file"]: row for row in watch(str(paths.root))}["01-blue.csv"]
     assert again["state"] == "promoted"
     history = [e.state for e in BatchStates(paths).events() if e.batch_id == first["batch_id"]]

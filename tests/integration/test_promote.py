@@ -11,11 +11,11 @@ from ratchet import registry, store
 from ratchet.cli import app
 from ratchet.config import load_settings
 from tests.conftest import synthetic_frame
-from tests.integration.conftest import drop, make_project
+from tests.integration.conftest import drop, project_with_champion
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, tiny_model_dir, prefect_harness):
+def project(tmp_path_factory, champion_template, prefect_harness):
     import os
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -23,7 +23,7 @@ def project(tmp_path_factory, tiny_model_dir, prefect_harness):
 
     # No retention on the first attempt, so the conflicting batch below surely makes it forget;
     # the feedback loop's retry switches replay and distillation on.
-    paths = make_project(tmp_path_factory.mktemp("promote"), tiny_model_dir,
+    paths = project_with_champion(champion_template, tmp_path_factory.mktemp("promote") / "project",
                          {"continual.replay": {"selection": "none"}, "continual.distillation": {"weight": 0.0}})
     drop(paths, "01-blue.csv", synthetic_frame({"blue": 60}, seed=1, prefix="blue"), minute=1)
     # red texts labeled blue: learning them means unlearning red, so the gate fails on forgetting

@@ -9,19 +9,20 @@ import pytest
 from typer.testing import CliRunner
 
 from ratchet import dvc_repo
+from ratchet.batch_state import BatchStates
 from ratchet.status import project_status
 from tests.conftest import synthetic_frame
-from tests.integration.conftest import drop, make_project
+from tests.integration.conftest import drop, project_with_champion
 
 
 @pytest.fixture(scope="module")
-def finished_project(tmp_path_factory, tiny_model_dir, prefect_harness):
+def finished_project(tmp_path_factory, champion_template, prefect_harness):
     import os
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     from flows.watch import watch
 
-    paths = make_project(tmp_path_factory.mktemp("project"), tiny_model_dir)
+    paths = project_with_champion(champion_template, tmp_path_factory.mktemp("project") / "project")
     blue = synthetic_frame({"blue": 60}, seed=1, prefix="blue")
     drop(paths, "01-blue.csv", blue, minute=1)
     drop(paths, "02-no-text.csv", synthetic_frame({"red": 20}, seed=2, prefix="nt").drop(columns="text"), minute=2)
@@ -376,7 +377,7 @@ def test_reviewers_preview_a_batch_without_processing_it(finished_project, tmp_p
     from ratchet.cli import app
 
     paths, _ = finished_project
-    before = paths.ledger.read_text()
+    before = BatchStates(paths).events()
     waiting = drop(paths, "05-green-preview.csv", synthetic_frame({"green": 30}, seed=9, prefix="pv"), minute=9)
     invalid = tmp_path / "no-label.csv"
     synthetic_frame({"red": 20}, seed=10, prefix="nl").drop(columns="label").to_csv(invalid, index=False)
@@ -390,6 +391,6 @@ def test_reviewers_preview_a_batch_without_processing_it(finished_project, tmp_p
         assert refused.exit_code == 2 and "'label'" in refused.output
         rows = report(str(paths.root))
         assert [r["file"] for r in rows] == ["05-green-preview.csv"]
-        assert waiting.exists() and paths.ledger.read_text() == before, "previews move and record nothing"
+        assert waiting.exists() and BatchStates(paths).events() == before, "previews move and record nothing"
     finally:
         waiting.unlink(missing_ok=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from ratchet import store
-from ratchet.batch_state import TRANSITIONS, BatchState, BatchStates, IllegalTransition, LedgerError
+from ratchet.batch_state import (TRANSITIONS, BatchState, BatchStates, IllegalTransition, JsonLinesLog,
+                                 LedgerError)
 from ratchet.paths import ProjectPaths
 from tests.conftest import synthetic_frame
 
@@ -39,7 +40,7 @@ def test_the_ledger_keeps_history_and_reports_the_newest_state(tmp_path):
 
 def test_appending_never_rewrites_what_is_there(tmp_path):
     paths = project(tmp_path)
-    states = BatchStates(paths)
+    states = BatchStates(paths, JsonLinesLog(paths.ledger))
     states.move(1, "b-1", "one.csv", S.RECEIVED)
     before = paths.ledger.read_bytes()
     inode = paths.ledger.stat().st_ino
@@ -93,11 +94,50 @@ def test_a_batch_without_an_arrival_gets_one_at_its_conclusion(tmp_path):
 
 def test_a_torn_last_line_is_skipped_and_any_other_bad_line_is_named(tmp_path):
     paths = project(tmp_path)
-    states = BatchStates(paths)
+    states = BatchStates(paths, JsonLinesLog(paths.ledger))
     states.move(1, "b-1", "one.csv", S.RECEIVED)
     with paths.ledger.open("a") as handle:
         handle.write('{"arrival": 1, "batch_')          # a crash mid-append
     assert [e.state for e in states.events()] == ["received"]
     paths.ledger.write_text('{"arrival": 1}\n' + paths.ledger.read_text())
     with pytest.raises(LedgerError, match="line 1 is not a ledger event"):
+        states.events()
+
+
+def test_the_state_store_is_a_database_with_one_transaction_per_transition(tmp_path):
+    import sqlite3
+
+    from ratchet.state_store import SqlEventLog, StateStoreError
+
+    paths = project(tmp_path)
+    states = BatchStates(paths)
+    states.move(1, "b-1", "one.csv", S.RECEIVED)
+    states.move(1, "b-1", "one.csv", S.ACCEPTED, "train now")
+    with sqlite3.connect(paths.state_db) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT status FROM batch_status WHERE batch_id = 'b-1'").fetchone()[0] == "pending"
+    assert store.batches_with_status(paths, "pending") == ["reference", "b-1"], "the catalog's copy follows"
+    # a second writer that read the arrival before the move above is refused, never interleaved
+    stale = BatchStates(paths).current()[0]
+    log = SqlEventLog(paths)
+    with pytest.raises(StateStoreError, match="another run moved it first"):
+        log.append(stale, expected=S.RECEIVED)
+    assert [e.state for e in states.events()] == ["received", "accepted"], "nothing written"
+
+
+def test_an_old_jsonl_ledger_is_imported_once_and_a_bad_row_is_named(tmp_path):
+    import sqlite3
+
+    paths = project(tmp_path)
+    old = BatchStates(paths, JsonLinesLog(paths.ledger))
+    old.move(1, "b-1", "one.csv", S.RECEIVED)
+    old.move(1, "b-1", "one.csv", S.ACCEPTED, "train now")
+    states = BatchStates(paths)
+    assert [(e.arrival, e.state, e.reason) for e in states.events()] == [(1, "received", ""),
+                                                                        (1, "accepted", "train now")]
+    assert not paths.ledger.exists() and paths.ledger.with_name("ledger.jsonl.imported").exists()
+    assert len(BatchStates(paths).events()) == 2, "imported once"
+    with sqlite3.connect(paths.state_db) as db:
+        db.execute("UPDATE batch_events SET state = 'lost-in-space' WHERE seq = 2")
+    with pytest.raises(LedgerError, match=r"row seq=2 \(arrival 1, batch b-1\)"):
         states.events()
