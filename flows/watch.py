@@ -205,7 +205,8 @@ def _train_isolated(project: Project) -> None:
     try:
         _train(project)
     except Exception as error:  # noqa: BLE001 - isolated to the batches of this training
-        if not failure.should_isolate(error) or "reference" in pending:
+        # a promotion under way is not undone: the next run completes it from its record
+        if not failure.should_isolate(error) or "reference" in pending or project.paths.promotion_record.exists():
             raise
         failure.fail_batches(project, pending, "training (dvc repro, register)", error)
 
