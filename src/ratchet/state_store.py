@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from sqlalchemy import (JSON, Column, Integer, MetaData, String, Table, Text, create_engine, event, insert,
-                        select, update)
+                        select, text, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -121,6 +121,7 @@ class SqlEventLog:
         """Insert one event; with `expected`, only if the arrival's newest state still is that
         (None: the arrival is new); with `status`, the batch's catalog status in the same transaction."""
         with self.engine.begin() as connection:
+            self._serialise(connection)
             if expected is not ...:
                 newest = connection.execute(
                     select(events_table.c.state).where(events_table.c.project == self.project,
@@ -132,6 +133,13 @@ class SqlEventLog:
             connection.execute(insert(events_table).values(project=self.project, **_row(event_)))
             if status is not None:
                 self._set_status(connection, event_.batch_id, status)
+
+    def _serialise(self, connection) -> None:  # noqa: ANN001
+        """One writer of this project's rows at a time, for the rest of the transaction: sqlite's
+        BEGIN IMMEDIATE does it for sqlite (see _configure_sqlite); PostgreSQL takes an advisory
+        lock on the project (not run in ratchet's tests: only sqlite is)."""
+        if self.engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:project))"), {"project": self.project})
 
     def events(self) -> list["BatchEvent"]:
         from ratchet.batch_state import BatchEvent, BatchState, LedgerError
