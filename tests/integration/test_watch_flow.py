@@ -342,7 +342,7 @@ def _chromium() -> str:
 
     found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if found is None:
-        if os.environ.get("RATCHET_REQUIRE_BROWSER"):
+        if os.environ.get("RATCHET_REQUIRE_BROWSER", "").lower() in ("1", "true", "yes"):
             pytest.fail("RATCHET_REQUIRE_BROWSER is set but no chromium is on PATH")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     return found
