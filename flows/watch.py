@@ -188,27 +188,25 @@ def _process(steps: Steps, project: Project, arrival: Arrival) -> None:
         _link_drift_report(arrival.batch_id, drift.report, arrival.file, drift.severity)
         step = "accept into data/"
         decision = steps.accept(project, arrival, drift)
-        steps.push_data(project)  # the accepted batch is safe in the remote before any training starts
     except Exception as error:  # noqa: BLE001 - isolated to this batch
-        if not failure.should_isolate(error):
+        if not failure.isolate(project, [arrival.batch_id], step, error):
             raise
-        failure.fail_batches(project, [arrival.batch_id], step, error)
         return
+    # not the batch's doing: a remote that refuses ends the run (the next one pushes again)
+    steps.push_data(project)  # the accepted batch is safe in the remote before any training starts
     if decision.train_now:
         _train_isolated(project)
 
 
 def _train_isolated(project: Project) -> None:
     """Train the pending batches; an unexpected error ends every batch of that training `failed`
-    (the first champion excepted: without it there is no loop to protect)."""
+    (ratchet.failure.isolate says when the run must end instead)."""
     pending = attempt.pending_batches(project)
     try:
         _train(project)
     except Exception as error:  # noqa: BLE001 - isolated to the batches of this training
-        # a promotion under way is not undone: the next run completes it from its record
-        if not failure.should_isolate(error) or "reference" in pending or project.paths.promotion_record.exists():
+        if not failure.isolate(project, pending, "training (dvc repro, register)", error):
             raise
-        failure.fail_batches(project, pending, "training (dvc repro, register)", error)
 
 
 def _link_drift_report(batch_id: str, html_path: str, file: str, severity: str) -> None:

@@ -10,6 +10,7 @@ is not the batch's fault: it is left where it stands and the next run resumes it
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import traceback
 from dataclasses import dataclass
@@ -42,12 +43,23 @@ def should_isolate(error: BaseException) -> bool:
     return isinstance(error, Exception) and not is_transient(error)
 
 
+def isolate(project: Project, batch_ids: list[str], step: str, error: BaseException) -> bool:
+    """Decide whether `error` in `step` ends these batches, and if so end them `failed`; False
+    when the run must end instead (the caller re-raises): a transient error (the next run resumes),
+    the first champion's training (without it there is no loop to protect), or a promotion already
+    under way (the next run completes it from its record, so nothing of it may be undone)."""
+    if not should_isolate(error) or "reference" in batch_ids or project.paths.promotion_record.exists():
+        return False
+    fail_batches(project, batch_ids, step, error)
+    return True
+
+
 def fail_batches(project: Project, batch_ids: list[str], step: str, error: BaseException) -> list[FailedBatch]:
     """End every not-yet-concluded arrival of these batches `failed`, with the error named."""
     paths, states = project.paths, BatchStates(project.paths)
     reason = f"{step} failed: {type(error).__name__}: {error}"[:2000]
     trace = "".join(traceback.format_exception(error))[-8000:]
-    wanted = set(batch_ids) - {"reference"}
+    wanted = set(batch_ids)
     failed = []
     for event in states.current():
         if event.batch_id not in wanted or event.state not in FAILABLE:
@@ -107,8 +119,6 @@ def retry(project: Project, batch_id: str) -> Path:
                             f"retry requested after: {event.reason}", event.metrics, event.details)
     shutil.move(str(kept), target)
     shutil.rmtree(paths.quarantine / batch_id, ignore_errors=True)  # the failure stays in the ledger
-    import os
-
     os.utime(target, (mtime, mtime))   # keeps its place in the arrival order
     return target
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +19,7 @@ from ratchet import dvc_repo, registry, store
 from ratchet.batch_state import TERMINAL, BatchStates
 from ratchet.config import load_settings
 from ratchet.paths import ProjectPaths
+from tests.servers import free_port, stop as stop_server, wait_for_http
 
 RUN_TIMEOUT_S = 300
 
@@ -30,12 +29,6 @@ class Finished:
     returncode: int
     output: str
     seconds: float
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _base_env(home: Path) -> dict[str, str]:
@@ -56,24 +49,15 @@ def fault_env(tmp_path_factory) -> Iterator[dict[str, str]]:
     server, which dies with it: `embedded_env`.)"""
     home = tmp_path_factory.mktemp("fault-env")
     env = _base_env(home)
-    port = _free_port()
-    log = (home / "prefect-server.log").open("w")
+    port = free_port()
+    log = home / "prefect-server.log"
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                               "--port", str(port)], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                               start_new_session=True)
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"prefect server did not start:\n{(home / 'prefect-server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    wait_for_http(f"{url}/health", server, log, "prefect server", timeout_s=180)
     yield {**env, "PREFECT_API_URL": url}
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
+    stop_server(server)
 
 
 @pytest.fixture

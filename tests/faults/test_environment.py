@@ -4,16 +4,9 @@ during an atomic write, the same file three times, a corrupted state-store row."
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from ratchet import dvc_repo, faultpoints, registry, store
@@ -22,40 +15,9 @@ from ratchet.config import load_settings
 from tests.conftest import synthetic_frame
 from tests.faults.conftest import finish, start_run
 from tests.integration.conftest import drop, make_project, project_with_champion
+from tests.servers import TrackingServer
 
 OUTAGE_S = 30
-
-
-class TrackingServer:
-    """A real `mlflow server` on loopback that can be stopped and started again on the same port."""
-
-    def __init__(self, folder: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.folder, self.url, self.process = folder, f"http://127.0.0.1:{self.port}", None
-
-    def start(self) -> None:
-        log = (self.folder / "mlflow-server.log").open("a")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
-             "--artifacts-destination", (self.folder / "server-artifacts").as_uri()],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])})
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
-                    return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not start:\n{(self.folder / 'mlflow-server.log').read_text()[-3000:]}")
-                time.sleep(0.5)
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=30)
 
 
 def test_the_tracking_server_stopped_during_registration_loses_no_batch(tmp_path, tiny_model_dir, fault_env):
@@ -69,7 +31,7 @@ def test_the_tracking_server_stopped_during_registration_loses_no_batch(tmp_path
     paths = make_project(tmp_path / "project", tiny_model_dir,
                          {"orchestration.io_retries": 3, "orchestration.io_retry_delay_s": 6})
     reached = tmp_path / "reached"
-    process = start_run(paths, env, "before_register:sleep", RATCHET_FAULT_SLEEP_S="2",
+    process = start_run(paths, env, "before_register:sleep", RATCHET_FAULT_SLEEP_S="5",
                         RATCHET_FAULT_REACHED=str(reached))
     deadline = time.monotonic() + 240
     while not reached.exists():
@@ -78,6 +40,7 @@ def test_the_tracking_server_stopped_during_registration_loses_no_batch(tmp_path
     server.stop()                       # the server goes away as the batch registers...
     time.sleep(OUTAGE_S)
     server.start()                      # ...and comes back 30 s later
+    back_at_ms = time.time() * 1000
     try:
         result = finish(process)
         if result.returncode != 0:      # the run gave up: the batch waits, the next run finishes it
@@ -89,6 +52,10 @@ def test_the_tracking_server_stopped_during_registration_loses_no_batch(tmp_path
         os.environ["MLFLOW_TRACKING_URI"] = server.url
         settings = load_settings(paths.params)
         assert registry.champion_version(paths, settings) == store.champion_manifest(paths).version == "1"
+        import mlflow
+
+        version = mlflow.MlflowClient(tracking_uri=server.url).get_model_version("ratchet", "1")
+        assert version.creation_timestamp >= back_at_ms, "registered after the outage, not before it"
         assert dvc_repo.status_clean(paths.root)
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)

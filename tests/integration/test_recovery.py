@@ -6,15 +6,8 @@ pushing data/ to a remote (a local path here; S3 in production, docs/deploy.md).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -23,34 +16,16 @@ from ratchet.batch_state import BatchStates
 from ratchet.config import load_settings
 from ratchet.project import Project
 from tests.conftest import synthetic_frame
+from tests.servers import TrackingServer
 from tests.integration.conftest import drop, make_project
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (tmp_path / "mlflow-server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", (tmp_path / "server-artifacts").as_uri()],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{(tmp_path / 'mlflow-server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-    yield url, tmp_path / "server-artifacts"
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
+    server = TrackingServer(tmp_path)
+    server.start()
+    yield server.url, server.artifacts
+    server.stop()
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,9 @@ import yaml
 from ratchet.batch_state import BatchStates
 from tests.conftest import synthetic_frame
 from tests.integration.conftest import REPO, drop, project_with_champion
+from tests.servers import free_port
 
 pytestmark = pytest.mark.slow  # a real Prefect server, its work pools and workers
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for(predicate, timeout_s: float, what: str, process: subprocess.Popen, log: Path):
@@ -46,7 +40,7 @@ def test_serve_runs_watch_and_dispatches_training_to_the_gpu_pool(tmp_path, cham
                                   {"orchestration.train_pool": "gpu", "orchestration.watch_cron": "0 3 * * *"})
     shutil.copy(REPO / "prefect.yaml", paths.root / "prefect.yaml")
     drop(paths, "01-blue.csv", synthetic_frame({"blue": 40}, seed=1, prefix="b1"), minute=1)
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     log = tmp_path / "serve.log"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
