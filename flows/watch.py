@@ -25,6 +25,7 @@ from flows.orchestration import (  # noqa: E402
     project_dir, prune_results, result_storage, run_training_deployment, step_options, training_slot)
 from ratchet import attempt, champion, dvc_repo, failure, intake, recovery  # noqa: E402
 from ratchet.attempt import PipelineRun, TrainingOutcome  # noqa: E402
+from ratchet.config import AttemptPlan  # noqa: E402
 from ratchet.batch_state import BatchState, BatchStates  # noqa: E402
 from ratchet.batches import BatchReadError, list_incoming  # noqa: E402
 from ratchet.intake import Arrival, DriftVerdict, TrainingDecision, ValidationVerdict  # noqa: E402
@@ -67,7 +68,7 @@ class Steps:
     accept: Task[[Project, Arrival, DriftVerdict], TrainingDecision]
     release_accumulated: Task[[Project], TrainingDecision]
     fetch_remote: Task[[Project], list[str]]
-    run_pipeline: Task[[Project, int, list[str]], PipelineRun | None]
+    run_pipeline: Task[[Project, AttemptPlan, list[str]], PipelineRun | None]
     register: Task[[Project, PipelineRun], TrainingOutcome]
     conclude: Task[[Project, TrainingOutcome], TrainingOutcome]
     reconcile: Task[[Project], list[str]]
@@ -92,8 +93,10 @@ def steps_for(project: Project) -> Steps:
 def train_pending(project: str) -> TrainingOutcome | None:
     """Train a candidate on every pending batch, gate it, register it, promote or reject it.
 
-    The feedback loop: when the gate fails on forgetting, retrain with stronger retention (params
-    `feedback`), up to `max_attempts`; every attempt is its own MLflow run and model version.
+    The feedback loop (params `feedback`, up to `max_attempts`): when the gate fails only on what the
+    champion knew, retrain with more retention; when it fails only on the new data, with less (the
+    model did not learn: more retention would make that worse). Every attempt is its own MLflow
+    run and model version.
     One training at a time: the training slot (flows/orchestration.training_slot: this machine's,
     or Prefect's concurrency limit for a work pool) and a lock file in the project (around `dvc repro`).
     """
@@ -105,16 +108,18 @@ def train_pending(project: str) -> TrainingOutcome | None:
     attempts = loaded.settings.feedback.max_attempts
     with training_slot(loaded.settings.orchestration):
         earlier: list[TrainingOutcome] = []
-        for number in range(attempts):
-            training = steps.run_pipeline(loaded, number, pending)
+        plan = AttemptPlan()
+        while True:
+            training = steps.run_pipeline(loaded, plan, pending)
             if training is None:
                 return None
             outcome = steps.register(loaded, training)
-            if outcome.passed or not outcome.forgetting or number + 1 == attempts:
+            if outcome.passed or outcome.retry is None or plan.attempt + 1 == attempts:
                 break
-            get_run_logger().info("attempt %d failed on forgetting (%s): retrying with stronger retention",
-                                  number + 1, outcome.reason)
+            get_run_logger().info("attempt %d failed (%s): retrying with %s", plan.attempt + 1, outcome.reason,
+                                  outcome.retry.replace("_", " "))
             earlier.append(outcome)
+            plan = AttemptPlan(attempt=plan.attempt + 1, retries=[*plan.retries, outcome.retry])
         outcome = steps.conclude(loaded, outcome.with_earlier(earlier))
     steps.push_data(loaded)
     return outcome

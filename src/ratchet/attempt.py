@@ -18,7 +18,7 @@ import pandas as pd
 
 from ratchet import atomic, dvc_repo, faultpoints, modeling, records, registry, store
 from ratchet.champion import next_manifest
-from ratchet.config import Settings, attempt_file_text
+from ratchet.config import AttemptPlan, RetryKind, Settings, attempt_file_text
 from ratchet.locking import training_lock
 from ratchet.project import Project
 from ratchet.records import EvalReport, GateDecision
@@ -31,10 +31,11 @@ class PipelineRun:
     """What `dvc repro` ended in: the batches it trained on and the gate's verdict."""
 
     batch_ids: list[str]
-    attempt: int
+    attempt: int                # which try this was (0: params.yaml as written)
+    retries: list[RetryKind]    # how the retries before it changed retention (AttemptPlan)
     passed: bool
     reason: str
-    forgetting: bool            # failed on what the champion knew: a retry with more retention may help
+    retry: RetryKind | None     # what the gate's failures call for next (GateDecision.retry)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class TrainingOutcome:
     run_id: str | None
     metrics: dict[str, float] = field(default_factory=dict)
     attempt: int = 0
-    forgetting: bool = False
+    retry: RetryKind | None = None    # more_retention | less_retention: what a next attempt would try
+    retries: list[RetryKind] = field(default_factory=list)   # how this attempt's settings were reached
     earlier_attempts: list[EarlierAttempt] = field(default_factory=list)
 
     def with_earlier(self, earlier: list["TrainingOutcome"]) -> "TrainingOutcome":
@@ -93,11 +95,12 @@ def pending_batches(project: Project) -> list[str]:
     return store.batches_with_status(project.paths, "pending")
 
 
-def run_pipeline(project: Project, attempt: int = 0, batch_ids: list[str] | None = None) -> PipelineRun | None:
+def run_pipeline(project: Project, plan: AttemptPlan = AttemptPlan(),
+                 batch_ids: list[str] | None = None) -> PipelineRun | None:
     """`dvc repro`: prepare -> train -> evaluate -> gate over every pending batch; None when none is.
 
-    `attempt` > 0 is a retry of the feedback loop: attempt.yaml (a DVC params file) tells the
-    stages to strengthen retention, so DVC retrains and dvc.lock records which attempt it was.
+    `plan.attempt` > 0 is a retry of the feedback loop: attempt.yaml (a DVC params file) tells the
+    stages how to change retention, so DVC retrains and dvc.lock records which attempt it was.
     `batch_ids` names the pending batches the caller means (an orchestrator's cache key); the
     batches pending when the lock is taken are the ones trained. One training at a time per project.
     """
@@ -108,11 +111,11 @@ def run_pipeline(project: Project, attempt: int = 0, batch_ids: list[str] | None
             return None
         if batch_ids is not None and sorted(batch_ids) != sorted(pending):
             log.warning("training the batches pending now (%s), not %s", pending, batch_ids)
-        atomic.write_text(paths.attempt, attempt_file_text(attempt))
+        atomic.write_text(paths.attempt, attempt_file_text(plan))
         dvc_repo.repro(paths.root)
     gate = records.read(paths.gate_result, GateDecision)
-    return PipelineRun(batch_ids=pending, attempt=attempt, passed=gate.passed, reason=gate.summary,
-                       forgetting=gate.forgetting)
+    return PipelineRun(batch_ids=pending, attempt=plan.attempt, retries=list(plan.retries), passed=gate.passed,
+                       reason=gate.summary, retry=gate.retry)
 
 
 def _sha256(path: Path) -> str:
@@ -167,7 +170,7 @@ def register(project: Project, training: PipelineRun) -> TrainingOutcome:
                                      md5=dvc_repo.file_md5(paths.batch_dir(s["name"]) / "eval.parquet"),
                                      source=str(paths.batch_dir(s["name"]) / "eval.parquet"), context="evaluation")
                for s in plan["eval_splits"]]
-    effective = settings.for_attempt(training.attempt)  # what this attempt actually trained with
+    effective = settings.for_retries(training.retries)  # what this attempt actually trained with
     params = {f"{section}.{key}": value for section in ("model", "continual", "prepare", "train", "gate", "policy")
               for key, value in getattr(effective, section).model_dump().items()}
     tags = {"ratchet.gate": "passed" if gate.passed else "rejected",
@@ -182,6 +185,7 @@ def register(project: Project, training: PipelineRun) -> TrainingOutcome:
                                             for s in plan["eval_splits"]}, sort_keys=True),
             "ratchet.finetune": settings.model.finetune,
             "ratchet.attempt": str(training.attempt),
+            "ratchet.retries": ",".join(training.retries) or "none",
             "ratchet.strategy": strategy_label(effective)}
     metrics = attempt_metrics(evaluation, gate)
     # the same training (batches, attempt, pipeline outputs) registers once, however often retried
@@ -197,4 +201,4 @@ def register(project: Project, training: PipelineRun) -> TrainingOutcome:
     faultpoints.reached("after_register", batch_ids)
     return TrainingOutcome(batch_ids=batch_ids, passed=gate.passed, reason=gate.summary,
                            version=record.version, run_id=record.run_id, metrics=metrics,
-                           attempt=training.attempt, forgetting=gate.forgetting)
+                           attempt=training.attempt, retry=gate.retry, retries=list(training.retries))

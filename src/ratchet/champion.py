@@ -97,8 +97,9 @@ def conclude(project: Project, outcome: "TrainingOutcome") -> "TrainingOutcome":
     reason = f"gate rejected v{outcome.version}: {outcome.reason}"
     if outcome.earlier_attempts:
         tried = "; ".join(f"attempt {a.attempt + 1} (v{a.version}): {a.reason}" for a in outcome.earlier_attempts)
-        reason = (f"gate rejected all {len(outcome.earlier_attempts) + 1} attempts, the last with stronger "
-                  f"retention (v{outcome.version}): {outcome.reason}; earlier: {tried}")
+        last = outcome.retries[-1].replace("_", " ") if outcome.retries else "changed retention"
+        reason = (f"gate rejected all {len(outcome.earlier_attempts) + 1} attempts, the last with {last} "
+                  f"(v{outcome.version}): {outcome.reason}; earlier: {tried}")
     _close(states, outcome, BatchState.REJECTED, reason, gate_checks)
     dvc_repo.add(paths.root)
     return outcome

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -199,7 +199,7 @@ class GateSettings(_Section):
 
 
 class FeedbackSettings(_Section):
-    """The feedback loop: when the gate fails on forgetting, retry with stronger retention."""
+    """The feedback loop: when the gate fails on old data retry with more retention, on new data with less."""
 
     max_attempts: int = Field(2, ge=1)          # attempts per training, the first included (1: never retry)
     replay_factor: float = Field(2.0, ge=1.0)   # each retry: replay ratio and per-class floor times this,
@@ -247,23 +247,46 @@ class Settings(_Section):
     feedback: FeedbackSettings = FeedbackSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
 
-    def for_attempt(self, attempt: int) -> "Settings":
-        """The settings of retry number `attempt` (0: params.yaml as written): stronger retention."""
-        if attempt <= 0:
-            return self
-        fb = self.feedback
-        replay = self.continual.replay
-        distillation = self.continual.distillation
+    def for_retries(self, retries: Sequence[RetryKind]) -> "Settings":
+        """The settings after the feedback loop's `retries`, in order ([]: params.yaml as written).
+
+        more_retention (the gate failed on what the champion knew): replay ratio and per-class floor
+        x replay_factor, distillation x distillation_factor (from 1 if off), learning rate x
+        learning_rate_factor. less_retention (the new data was not learned): the same retention
+        factors divided out, feature distillation and the weight pull too, and the bias fit's
+        old-class weight toward neutral; the learning rate stays.
+        """
+        settings = self
+        for kind in retries:
+            settings = settings._more_retention() if kind == "more_retention" else settings._less_retention()
+        return settings
+
+    def _more_retention(self) -> "Settings":
+        fb, replay, distillation = self.feedback, self.continual.replay, self.continual.distillation
         continual = self.continual.model_copy(update={
             "replay": replay.model_copy(update={
-                "ratio": replay.ratio * fb.replay_factor ** attempt,
-                "min_per_old_class": math.ceil(max(replay.min_per_old_class, 1) * fb.replay_factor ** attempt),
+                "ratio": replay.ratio * fb.replay_factor,
+                "min_per_old_class": math.ceil(max(replay.min_per_old_class, 1) * fb.replay_factor),
                 "selection": replay.selection if replay.selection != "none" else "class_balanced"}),
             "distillation": distillation.model_copy(update={
-                "weight": max(distillation.weight, 1.0) * fb.distillation_factor ** attempt})})
-        train = self.train.model_copy(update={"learning_rate": self.train.learning_rate * fb.learning_rate_factor ** attempt})
+                "weight": max(distillation.weight, 1.0) * fb.distillation_factor})})
+        train = self.train.model_copy(update={"learning_rate": self.train.learning_rate * fb.learning_rate_factor})
         return self.model_copy(update={"continual": continual, "train": train})
 
+    def _less_retention(self) -> "Settings":
+        fb, c = self.feedback, self.continual
+        continual = c.model_copy(update={
+            "replay": c.replay.model_copy(update={
+                "ratio": c.replay.ratio / fb.replay_factor,
+                "min_per_old_class": max(1, math.floor(c.replay.min_per_old_class / fb.replay_factor))}),
+            "distillation": c.distillation.model_copy(update={
+                "weight": c.distillation.weight / fb.distillation_factor,
+                "feature_weight": c.distillation.feature_weight / fb.distillation_factor}),
+            "regularization": c.regularization.model_copy(update={
+                "weight": c.regularization.weight / fb.distillation_factor}),
+            "bias_correction": c.bias_correction.model_copy(update={
+                "old_class_weight": max(1.0, c.bias_correction.old_class_weight / fb.distillation_factor)})})
+        return self.model_copy(update={"continual": continual})
 
     def lora_tuned_retention_warning(self) -> str | None:
         """Why these settings may not learn new classes, when full or top-layer fine-tuning runs
@@ -296,22 +319,42 @@ def parse_settings(raw: dict, source: str = "params.yaml") -> Settings:
         raise ConfigError(_describe(error, source)) from None
 
 
-def attempt_file_text(attempt: int) -> str:
+RetryKind = Literal["more_retention", "less_retention"]
+RETRY_KINDS: tuple[str, ...] = ("more_retention", "less_retention")
+
+
+class AttemptPlan(BaseModel):
+    """attempt.yaml: which try of the feedback loop `dvc repro` runs, and the retries before it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempt: int = Field(0, ge=0)
+    retries: list[RetryKind] = []      # one per earlier failed attempt, in order
+
+    @model_validator(mode="after")
+    def _one_retry_per_attempt(self) -> "AttemptPlan":
+        if len(self.retries) != self.attempt:
+            raise ValueError(f"attempt {self.attempt} needs {self.attempt} retries, got {self.retries}")
+        return self
+
+
+def attempt_file_text(plan: AttemptPlan) -> str:
     """attempt.yaml as the feedback loop writes it before each `dvc repro`."""
-    return ("# Written by ratchet's feedback loop before each `dvc repro`: 0 runs params.yaml as written, N is\n"
-            "# the N-th retry with stronger retention (see `feedback` in params.yaml). A DVC params file.\n"
-            f"attempt: {attempt}\n")
+    return ("# Written by ratchet's feedback loop before each `dvc repro`: attempt 0 runs params.yaml as\n"
+            "# written; each retry names how it changed retention: more_retention (the gate failed on old\n"
+            "# data) or less_retention (the new data was not learned). See `feedback` in params.yaml.\n"
+            + yaml.safe_dump(plan.model_dump(), sort_keys=False, default_flow_style=None))
 
 
-def read_attempt(path: Path) -> int:
-    """The feedback loop's attempt number from attempt.yaml (0 when the file is absent)."""
+def read_attempt(path: Path) -> AttemptPlan:
+    """The feedback loop's plan from attempt.yaml (attempt 0 when the file is absent)."""
     if not path.exists():
-        return 0
+        return AttemptPlan()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return int(raw.get("attempt", 0))
-    except (yaml.YAMLError, TypeError, ValueError, AttributeError):
-        raise ConfigError(f"{path} must hold `attempt: <number>` (written by ratchet's feedback loop)") from None
+        return AttemptPlan.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except (yaml.YAMLError, ValidationError) as error:
+        raise ConfigError(f"{path} must hold `attempt: <number>` and `retries: [more_retention | less_retention, ...]` "
+                          f"(written by ratchet's feedback loop): {error}") from None
 
 
 def load_settings(params_path: Path) -> Settings:

@@ -103,6 +103,7 @@ class Check(_Record):
 
 
 FORGETTING_CHECKS = frozenset({"old_split_drop", "class_recall_drop", "negative_flip_rate", "old_split_floor"})
+LEARNING_CHECKS = frozenset({"new_split_floor", "new_split_gain"})
 
 
 class GateDecision(_Record):
@@ -110,7 +111,8 @@ class GateDecision(_Record):
     champion_version: str | None
     checks: list[Check]                      # failing checks first
     summary: str = ""
-    forgetting: bool = False                 # failed on what the champion knew: a retry may help
+    forgetting: bool = False                 # failed on what the champion knew: more retention may help
+    not_learned: bool = False                # failed on the new data: less retention may help
 
     @classmethod
     def of(cls, checks: list[Check], champion_version: str | None) -> "GateDecision":
@@ -118,10 +120,20 @@ class GateDecision(_Record):
         summary = "; ".join(c.reason for c in failing) if failing else f"passed all {len(checks)} checks"
         return cls(passed=not failing, champion_version=champion_version, summary=summary,
                    forgetting=any(c.name in FORGETTING_CHECKS for c in failing),
+                   not_learned=any(c.name in LEARNING_CHECKS for c in failing),
                    checks=sorted(checks, key=lambda c: c.passed))
 
     def failing(self) -> list[Check]:
         return [c for c in self.checks if not c.passed]
+
+    @property
+    def retry(self) -> str | None:
+        """What the feedback loop should try next: more_retention when only old data failed,
+        less_retention when only the new data did; None when it passed, when both failed (no
+        retention setting fixes both: look at the batch) or when neither kind of check failed."""
+        if self.passed or self.forgetting == self.not_learned:
+            return None
+        return "more_retention" if self.forgetting else "less_retention"
 
 
 # --- models -------------------------------------------------------------------------------------

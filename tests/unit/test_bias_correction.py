@@ -5,10 +5,11 @@ import torch
 
 from ratchet import modeling
 from ratchet.config import ContinualSettings, LoraSettings, ModelSettings, TrainSettings
-from ratchet.continual.bias_correction import (balanced_cross_entropy, fit_offsets, hold_out_new_rows,
+from ratchet.continual.bias_correction import (balanced_cross_entropy, class_recall, fit_offsets, hold_out_new_rows,
                                                shift_new_classes)
 from ratchet.continual.increment import learn_increment
 from ratchet.continual.mix import IncrementData
+from ratchet.continual.plasticity import check_step
 from tests.conftest import synthetic_frame
 
 LABELS = ["red", "green", "blue"]
@@ -99,3 +100,41 @@ def test_an_increment_without_new_classes_is_not_corrected(tiny_model_dir):
     data = IncrementData.from_parts(more, first.iloc[:4], first.iloc[4:], ["red", "green"], seed=0)
     report, mix = learn_increment(model, tokenizer, data, LABELS, continual, fast, 32, show_progress=False)
     assert report.bias_offsets is None and report.held_out_new == 0 and len(mix) == 24
+
+
+def test_the_plasticity_guard_keeps_a_new_class_at_its_uncorrected_recall():
+    """Old class 0 weighs 8x and 4 of its 12 rows lean new: unconstrained, the fit lowers the new
+    class until some of its own rows go to the old class; with its recall floor it stops before."""
+    old = torch.tensor([[1.0, 0.0]] * 8 + [[0.0, 0.6]] * 4)
+    new = torch.tensor([[0.0, 1.0]] * 8 + [[0.0, 0.5]] * 4)     # every new row answered new: recall 1
+    logits, targets = torch.cat([old, new]), torch.tensor([0] * 12 + [1] * 12)
+    free = fit_offsets(logits, targets, new_classes=[1], old_class_weight=8.0)[1]
+    shifted = logits.clone()
+    shifted[:, 1] += free
+    assert class_recall(shifted, targets, [1])[1] < 1.0          # the unconstrained fit costs the new class
+    guarded = fit_offsets(logits, targets, new_classes=[1], old_class_weight=8.0, recall_floor={1: 1.0})[1]
+    shifted = logits.clone()
+    shifted[:, 1] += guarded
+    assert class_recall(shifted, targets, [1])[1] == 1.0
+    assert free < guarded <= 0                                    # still corrected, as far as allowed
+
+
+def test_a_plasticity_check_undoes_a_step_that_lowers_any_new_class():
+    kept = check_step("align_head", {1: 0.8, 2: 0.5}, {1: 0.9, 2: 0.5}, {1: 10, 2: 4}, {1: "a", 2: "b"})
+    assert all(c.kept for c in kept) and [c.after for c in kept] == [0.9, 0.5]
+    undone = check_step("align_head", {1: 0.8, 2: 0.5}, {1: 0.9, 2: 0.25}, {1: 10, 2: 4}, {1: "a", 2: "b"})
+    assert not any(c.kept for c in undone) and [c.after for c in undone] == [0.8, 0.5]
+
+
+def test_an_increment_with_a_new_class_reports_the_guards_checks(tiny_model_dir):
+    settings = ModelSettings(base=str(tiny_model_dir), max_length=32, finetune="full")
+    model, tokenizer = modeling.build_trainable(settings, LABELS, 0, None), modeling.load_tokenizer(settings)
+    first = synthetic_frame({"red": 30, "green": 30}, seed=1)
+    fast = TrainSettings(epochs=1, batch_size=16, learning_rate=1e-3, warmup_ratio=0.0)
+    new = synthetic_frame({"blue": 30}, seed=3, prefix="b")
+    data = IncrementData.from_parts(new, first.iloc[:10], first.iloc[10:], ["red", "green"], seed=0)
+    report, _ = learn_increment(model, tokenizer, data, LABELS, ContinualSettings(), fast, 32, show_progress=False)
+    steps = [c.step for c in report.plasticity]
+    assert steps == ["align_head", "bias_correction"] and all(c.label == "blue" for c in report.plasticity)
+    guarded = report.plasticity[-1]
+    assert guarded.kept and guarded.after >= guarded.without and guarded.rows == report.held_out_new

@@ -42,16 +42,40 @@ def test_non_mapping_yaml_is_rejected(tmp_path):
 
 
 def test_a_retry_strengthens_retention_and_lowers_the_learning_rate(tmp_path):
-    from ratchet.config import attempt_file_text, parse_settings, read_attempt
+    from ratchet.config import AttemptPlan, attempt_file_text, parse_settings, read_attempt
 
     settings = parse_settings({"data": {"labels": ["a", "b"]},
                                "continual": {"replay": {"ratio": 0.1, "min_per_old_class": 5},
                                              "distillation": {"weight": 0.0}},
                                "train": {"learning_rate": 1e-3}})
-    assert settings.for_attempt(0) is settings
-    retry = settings.for_attempt(2)       # factors 2, 2 and 0.5, twice
+    assert settings.for_retries([]) is settings
+    retry = settings.for_retries(["more_retention", "more_retention"])   # factors 2, 2 and 0.5, twice
     assert retry.continual.replay.ratio == pytest.approx(0.4) and retry.continual.replay.min_per_old_class == 20
     assert retry.continual.distillation.weight == pytest.approx(4.0)   # from 1.0: it was off
     assert retry.train.learning_rate == pytest.approx(2.5e-4)
-    (tmp_path / "attempt.yaml").write_text(attempt_file_text(3))
-    assert read_attempt(tmp_path / "attempt.yaml") == 3 and read_attempt(tmp_path / "missing.yaml") == 0
+    plan = AttemptPlan(attempt=2, retries=["more_retention", "less_retention"])
+    (tmp_path / "attempt.yaml").write_text(attempt_file_text(plan))
+    assert read_attempt(tmp_path / "attempt.yaml") == plan and read_attempt(tmp_path / "missing.yaml") == AttemptPlan()
+
+
+def test_a_retry_after_the_new_data_was_not_learned_weakens_retention():
+    from ratchet.config import parse_settings
+
+    settings = parse_settings({"data": {"labels": ["a", "b"]},
+                               "continual": {"replay": {"ratio": 0.2, "min_per_old_class": 14},
+                                             "distillation": {"weight": 1.0, "feature_weight": 0.04},
+                                             "bias_correction": {"old_class_weight": 3.0}},
+                               "train": {"learning_rate": 1e-3}})
+    less = settings.for_retries(["less_retention"]).continual
+    assert less.replay.ratio == pytest.approx(0.1) and less.replay.min_per_old_class == 7
+    assert less.distillation.weight == pytest.approx(0.5) and less.distillation.feature_weight == pytest.approx(0.02)
+    assert less.bias_correction.old_class_weight == pytest.approx(1.5)
+    assert settings.for_retries(["less_retention"]).train.learning_rate == pytest.approx(1e-3)
+
+
+def test_an_attempt_file_names_its_problem(tmp_path):
+    from ratchet.config import ConfigError, read_attempt
+
+    (tmp_path / "attempt.yaml").write_text("attempt: 1\nretries: [stronger]\n")
+    with pytest.raises(ConfigError, match="attempt.yaml must hold"):
+        read_attempt(tmp_path / "attempt.yaml")

@@ -63,6 +63,7 @@ def test_a_significant_drop_fails_and_says_why():
     assert failing.split == "reference" and failing.value == 0.04 and failing.p_value is not None
     assert "0.960 -> 0.920" in failing.reason and "significant" in failing.reason
     assert real.model_dump()["checks"][0]["passed"] is False and real.forgetting
+    assert real.retry == "more_retention"      # forgot old data, learned the new: keep more
 
 
 def test_the_hard_ceiling_fails_whatever_the_test_says():
@@ -97,7 +98,14 @@ def test_a_class_that_loses_its_recall_fails_even_when_the_split_holds():
 def test_new_split_must_not_get_worse_and_meet_the_floor():
     result = decide(report("1", {"b-1": split("new", 0.4, 0.45)}), SETTINGS)
     assert {c.name for c in result.failing()} == {"new_split_floor", "new_split_gain"}
-    assert not result.forgetting
+    assert not result.forgetting and result.not_learned
+    assert result.retry == "less_retention"    # did not learn the new data: more retention would not help
+
+
+def test_a_candidate_that_forgot_and_did_not_learn_is_not_retried():
+    result = decide(report("1", {"reference": split("old", 0.80, 0.96, champion_only=16, candidate_only=0),
+                                 "b-1": split("new", 0.4, 0.45)}), SETTINGS)
+    assert result.forgetting and result.not_learned and result.retry is None
 
 
 def test_canary_misses_are_named():

@@ -14,7 +14,7 @@ from ratchet.intake import Arrival
 
 def test_step_results_round_trip_as_plain_json():
     outcome = TrainingOutcome(batch_ids=["b-1"], passed=False, reason="old split dropped",
-                              version="3", run_id="abc", metrics={"bwt": -0.01}, attempt=1, forgetting=True,
+                              version="3", run_id="abc", metrics={"bwt": -0.01}, attempt=1, retry="more_retention", retries=["less_retention"],
                               earlier_attempts=[EarlierAttempt(attempt=0, version="2", run_id="r0", reason="forgot")])
     serializer = StepJSONSerializer()
     blob = serializer.dumps([outcome, Arrival(1, "b-1", "a.csv", "/x/a.csv", "received"), None])

@@ -20,6 +20,12 @@ BBC stream (seeds 0 and 2, offline on the saved logits): the neutral fit left en
 +sport lost 1.3 and 3.5 points); with w = 3 those losses were 0.4 and 2.1 points and entertainment
 kept 0.94-0.95. The held-out rows are few (5-30 per new class), so the neutral fit is noisy,
 and an error on an old class costs the user more than one on a class the model did not know.
+
+The plasticity guard (`recall_floor`): on a stream whose last step brought classes resembling
+earlier ones, the unconstrained fit put offsets of −0.175 to −0.45 on the new classes and the
+newest step's test accuracy fell to 0.015: the model had stopped learning. So no offset may take
+a new class's recall on its held-out rows below what it is without the correction; the offsets
+are fitted within that constraint (ratchet.continual.plasticity logs the check).
 """
 
 from __future__ import annotations
@@ -56,14 +62,30 @@ def balanced_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
     return (per_class * weights).sum() / weights.sum()
 
 
+def class_recall(logits: torch.Tensor, targets: torch.Tensor, classes: list[int]) -> dict[int, float]:
+    """Each class's recall (share of its rows answered as it) among `classes` that have rows."""
+    predicted = logits.argmax(dim=1)
+    return {c: float((predicted[targets == c] == c).float().mean()) for c in classes if bool((targets == c).any())}
+
+
 def fit_offsets(logits: torch.Tensor, targets: torch.Tensor, new_classes: list[int],
-                old_class_weight: float = 1.0, sweeps: int = 3) -> dict[int, float]:
+                old_class_weight: float = 1.0, sweeps: int = 3,
+                recall_floor: dict[int, float] | None = None) -> dict[int, float]:
     """Per new class, the β in OFFSET_GRID added to its logit; together they minimise the balanced
     cross-entropy, each old class weighing `old_class_weight` (coordinate descent: each class's
-    best β given the others, `sweeps` times)."""
+    best β given the others, `sweeps` times).
+
+    `recall_floor` (new class -> recall) is the plasticity guard: a β that would take any of those
+    classes' recall on these rows below its floor is not considered (β = 0 for all meets a floor
+    measured on the uncorrected logits, so the constrained fit always has an answer)."""
     logits, targets = logits.detach().float().cpu(), targets.cpu()
     weights = {c: old_class_weight for c in targets.unique().tolist() if c not in new_classes}
     offsets = {c: 0.0 for c in new_classes}
+    floors = recall_floor or {}
+
+    def allowed(trial: torch.Tensor) -> bool:
+        recall = class_recall(trial, targets, list(floors))
+        return all(recall[c] >= floors[c] - 1e-9 for c in recall)
     for _ in range(sweeps if len(new_classes) > 1 else 1):
         for c in new_classes:
             shifted = logits.clone()
@@ -74,8 +96,12 @@ def fit_offsets(logits: torch.Tensor, targets: torch.Tensor, new_classes: list[i
             for beta in OFFSET_GRID.tolist():
                 trial = shifted.clone()
                 trial[:, c] += beta
-                losses.append(float(balanced_cross_entropy(trial, targets, weights)))
+                feasible = not floors or allowed(trial)
+                losses.append(float(balanced_cross_entropy(trial, targets, weights)) if feasible else float("inf"))
             best = min(losses)
+            if best == float("inf"):  # only when a floor was not met without correction either
+                offsets[c] = 0.0
+                continue
             offsets[c] = min((b for b, loss in zip(OFFSET_GRID.tolist(), losses) if loss <= best + 1e-9), key=abs)
     return offsets
 

@@ -9,6 +9,8 @@ does one thing during `fit`:
 - WeightPull            EWC or L2-SP: a quadratic pull toward the champion's weights
 - AdversarialEmbeddings FGM: one adversarial step along the word embeddings' gradient
 - EarlyStopOnOldData    stop when accuracy on held-out old rows slips; restore the best weights
+- StoredLogitReplay     DER++: the logits stored with each replayed row when it entered the buffer
+                        (the benchmark's `derpp` strategy; the pipeline's buffer stores no logits)
 
 `build_plugins` picks them from the `continual` settings: that is the only place that maps a
 setting to a technique.
@@ -126,6 +128,25 @@ class EarlyStopOnOldData(TrainingPlugin):
 
     def on_train_end(self, model: torch.nn.Module) -> None:
         self.monitor.restore_best(model)
+
+
+class StoredLogitReplay(TrainingPlugin):
+    """DER++ (Buzzega et al., 2020): mean squared distance of the replayed rows' logits to the ones
+    stored when each row entered the buffer, over every class; the rows' labels are replayed too
+    (they are in the mix), which is the "++"."""
+
+    name = "der++"
+
+    def __init__(self, stored_logits: torch.Tensor, kept_rows: torch.Tensor, weight: float) -> None:
+        self.stored_logits, self.kept_rows, self.weight = stored_logits, kept_rows, weight
+
+    def loss_term(self, step: TrainingStep) -> torch.Tensor | None:
+        kept = int(self.kept_rows[step.batch].sum())
+        if step.share <= 0 or not kept:
+            return None
+        distances = ((step.logits.float() - self.stored_logits[step.mine]) ** 2).mean(dim=1)
+        # as FeatureDistillation: the global batch's mean over its kept rows, whatever the DDP split
+        return self.weight * step.world * (distances * self.kept_rows[step.mine]).sum() / kept
 
 
 def build_plugins(model: torch.nn.Module, tokenizer, mix: pd.DataFrame, old_validation: pd.DataFrame,

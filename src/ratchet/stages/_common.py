@@ -20,7 +20,8 @@ def start(stage: str) -> tuple[ProjectPaths, Settings]:
     # messages name their stage themselves ("train: ..."), so the format does not repeat it
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     paths = ProjectPaths.at(Path.cwd())
-    attempt = read_attempt(paths.attempt)
-    if attempt:
-        logging.getLogger("ratchet").info("%s: feedback-loop retry %d: stronger retention", stage, attempt)
-    return paths, load_settings(paths.params).for_attempt(attempt)
+    plan = read_attempt(paths.attempt)
+    if plan.attempt:
+        logging.getLogger("ratchet").info("%s: feedback-loop retry %d: %s", stage, plan.attempt,
+                                          " then ".join(kind.replace("_", " ") for kind in plan.retries))
+    return paths, load_settings(paths.params).for_retries(plan.retries)

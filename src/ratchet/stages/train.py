@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 
@@ -69,6 +70,8 @@ def _train(paths, settings, device: torch.device, worker: distributed.Worker) ->
         # bias correction: new rows held out of training, and the offset fitted per new class
         "held_out_new": report.held_out_new,
         "bias_offsets": {k: round(v, 4) for k, v in (report.bias_offsets or {}).items()},
+        # the plasticity guard: each new class's held-out recall without and with those steps
+        "plasticity": [dataclasses.asdict(check) for check in report.plasticity],
     })
 
 
