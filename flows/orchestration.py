@@ -26,8 +26,8 @@ from pydantic import Field
 from ratchet.attempt import EarlierAttempt, PipelineRun, TrainingOutcome
 from ratchet.config import OrchestrationSettings
 from ratchet.errors import is_retryable_io
-from ratchet.locking import machine_training_slot
 from ratchet.intake import Arrival, DriftVerdict, TrainingDecision, ValidationVerdict
+from ratchet.locking import machine_training_slot
 from ratchet.paths import ProjectPaths
 
 log = logging.getLogger("ratchet")

@@ -22,12 +22,18 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact  # 
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from flows.orchestration import (  # noqa: E402
-    project_dir, prune_results, result_storage, run_training_deployment, step_options, training_slot)
+    project_dir,
+    prune_results,
+    result_storage,
+    run_training_deployment,
+    step_options,
+    training_slot,
+)
 from ratchet import attempt, champion, dvc_repo, failure, intake, recovery  # noqa: E402
 from ratchet.attempt import PipelineRun, TrainingOutcome  # noqa: E402
-from ratchet.config import AttemptPlan  # noqa: E402
 from ratchet.batch_state import BatchState, BatchStates  # noqa: E402
 from ratchet.batches import BatchReadError, list_incoming  # noqa: E402
+from ratchet.config import AttemptPlan  # noqa: E402
 from ratchet.intake import Arrival, DriftVerdict, TrainingDecision, ValidationVerdict  # noqa: E402
 from ratchet.locking import run_lock  # noqa: E402
 from ratchet.paths import ProjectPaths  # noqa: E402

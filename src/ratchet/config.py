@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -168,6 +175,8 @@ class TrainSettings(_Section):
     weight_decay: float = Field(0.01, ge=0.0)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     seed: int = 0
+    # auto: bf16 autocast on a CUDA GPU that supports it, fp32 everywhere else; bf16 / fp32 force it
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
 
 
 class EvaluateSettings(_Section):

@@ -11,11 +11,7 @@ from ratchet.cli import app
 from tests.conftest import synthetic_frame
 from tests.integration.conftest import tiny_params
 
-
-def test_bench_runs_a_stream_file_and_accounts_for_every_training_example(tmp_path, tiny_model_dir):
-    frame = synthetic_frame({"red": 40, "green": 40, "blue": 40}, seed=3)
-    frame.to_csv(tmp_path / "colours.csv", index=False)
-    (tmp_path / "stream.yaml").write_text("""
+STREAM = """
 name: colours
 labels: [red, green, blue]
 sources: [{file: colours.csv, text: text, label: label}]
@@ -23,12 +19,23 @@ steps:
   - {name: warm, where: {column: label, in: [red, green]}}
   - {name: cool, where: {column: label, in: [blue]}}
 test: {fraction: 0.25}
-""")
+"""
+
+
+def _colours(tmp_path, tiny_model_dir) -> list[str]:
+    frame = synthetic_frame({"red": 40, "green": 40, "blue": 40}, seed=3)
+    frame.to_csv(tmp_path / "colours.csv", index=False)
+    (tmp_path / "stream.yaml").write_text(STREAM)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(tiny_model_dir)))
+    return ["bench", "cl", "--stream-file", str(tmp_path / "stream.yaml"), "--seeds", "0", "--device", "cpu",
+            "--params", str(tmp_path / "params.yaml")]
+
+
+def test_bench_runs_a_stream_file_and_accounts_for_every_training_example(tmp_path, tiny_model_dir):
     out = tmp_path / "out" / "colours.json"
-    result = CliRunner().invoke(app, ["bench", "cl", "--stream-file", str(tmp_path / "stream.yaml"),
-                                      "--strategies", "naive,default,joint", "--seeds", "0", "--device", "cpu",
-                                      "--params", str(tmp_path / "params.yaml"), "--out", str(out)])
+    result = CliRunner().invoke(app, [*_colours(tmp_path, tiny_model_dir),
+                                      "--strategies", "naive,default,er,derpp,ncm,tfidf-joint,joint",
+                                      "--out", str(out)])
     assert result.exit_code == 0, result.output
     payload = json.loads(out.read_text())
     runs = {run["strategy"]: run for run in payload["runs"]}
@@ -39,9 +46,46 @@ test: {fraction: 0.25}
     assert runs["joint"]["examples_processed"] == (60 + 90) * epochs
     # the default holds 5 blue rows out for bias correction and replays 14 rows of each old class
     assert runs["default"]["examples_processed"] == (60 + (30 - 5) + 2 * 14) * epochs
+    # er and derpp replay the whole memory (all 60 warm rows fit in the buffer) next to the 30 blue
+    assert runs["er"]["examples_processed"] == runs["derpp"]["examples_processed"] == (60 + 30 + 60) * epochs
+    assert runs["derpp"]["summary"] != runs["er"]["summary"] or runs["derpp"]["matrix"] != runs["er"]["matrix"]
+    # the baselines that train no transformer: refitted on all 60 then 90 rows / encoded once
+    assert runs["tfidf-joint"]["examples_processed"] == 60 + 90 and runs["tfidf-joint"]["notes"]["C"] in (0.1, 1.0, 10.0)
+    assert runs["ncm"]["examples_processed"] == 90
+    # ncm keeps each class's mean: its warm-step accuracy cannot change when blue arrives...
+    ncm = runs["ncm"]["matrix"]
+    assert 0 <= ncm[0]["cool"] == 0.0 and runs["ncm"]["summary"]["newest_step_accuracy"] == ncm[1]["cool"]
+    # ...except where blue rows now win the nearest-mean vote (it can only lose warm rows to blue)
+    assert ncm[1]["warm"] <= ncm[0]["warm"]
     assert payload["summary"]["joint"]["ratio_to_joint"] == 1.0
+    assert payload["summary"]["joint"]["newest_vs_joint"] == 1.0
+    assert "| tfidf-joint |" in (out.parent / "colours.md").read_text()
     assert runs["naive"]["summary"]["bwt"] is not None and set(runs["default"]["per_class"]) == {"red", "green", "blue"}
     assert (out.parent / "colours.default.png").read_bytes()[:4] == b"\x89PNG"
     assert "| default |" in (out.parent / "colours.md").read_text()
     majority = payload["majority_baseline"]
     assert set(majority["per_task"]) == {"warm", "cool"} and majority["label"] in {"red", "green", "blue"}
+
+
+def test_selection_on_validation_picks_a_grid_point_without_reading_the_test_rows(tmp_path, tiny_model_dir):
+    out = tmp_path / "out" / "colours.json"
+    result = CliRunner().invoke(app, [*_colours(tmp_path, tiny_model_dir), "--strategies", "default",
+                                      "--select-on", "validation", "--grid", "train.learning_rate=1e-9,0.01",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    selection = json.loads((out.parent / "colours.selection.json").read_text())
+    scores = {point["overrides"]["train.learning_rate"]: point["score"] for point in selection["points"]}
+    assert set(scores) == {1e-9, 0.01}
+    # a learning rate of 1e-9 learns nothing: validation must prefer the other (a tie would pick 1e-9)
+    assert selection["picked"] == {"train.learning_rate": 0.01} and scores[0.01] > scores[1e-9]
+    payload = json.loads(out.read_text())
+    assert payload["options"]["selected_on_validation"] and payload["options"]["overrides"] == ["train.learning_rate=0.01"]
+    assert payload["settings"]["train"]["learning_rate"] == 0.01
+
+
+def test_selection_refuses_the_test_split_and_unknown_strategies(tmp_path, tiny_model_dir):
+    args = _colours(tmp_path, tiny_model_dir)
+    refused = CliRunner().invoke(app, [*args, "--select-on", "test", "--grid", "train.epochs=1,2"])
+    assert refused.exit_code == 2 and "never chosen on test splits" in refused.output
+    unknown = CliRunner().invoke(app, [*args, "--strategies", "naive,icarl"])
+    assert unknown.exit_code == 2 and "icarl" in unknown.output

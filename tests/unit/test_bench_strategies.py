@@ -51,3 +51,51 @@ def test_full_fine_tuning_with_the_lora_tuned_retention_is_warned_about_and_the_
     assert "continual.bias_correction.old_class_weight = 3" in warning and "full fine-tuning" in warning
     for strategy in ("full", "top"):
         assert strategy_settings(project, strategy).lora_tuned_retention_warning() is None
+
+
+@pytest.mark.parametrize("strategy", ["er", "derpp"])
+def test_replay_baselines_replay_the_whole_memory_and_nothing_else(strategy):
+    continual = strategy_settings(_project_settings(), strategy).continual
+    assert continual.replay.selection == "class_balanced" and not continual.replay.balance_classes
+    assert continual.replay.per_old_class(n_new=300, n_new_classes=2, n_old_classes=3) >= continual.replay.buffer_size
+    assert continual.replay.validation_per_class == 0
+    assert continual.distillation.weight == 0.0 and continual.distillation.feature_weight == 0.0
+    assert not continual.bias_correction.enabled and not continual.align_head
+
+
+def test_a_grid_is_the_product_of_its_axes_with_numbers_read_as_numbers():
+    from ratchet.bench.selection import parse_grid
+
+    points = parse_grid(["train.learning_rate=1e-4,1e-3", "continual.align_head=true,false"])
+    assert [dict(p.overrides) for p in points] == [
+        {"train.learning_rate": 1e-4, "continual.align_head": True},
+        {"train.learning_rate": 1e-4, "continual.align_head": False},
+        {"train.learning_rate": 1e-3, "continual.align_head": True},
+        {"train.learning_rate": 1e-3, "continual.align_head": False}]
+    assert points[0].as_set_flags() == "--set train.learning_rate=0.0001 --set continual.align_head=True"
+    assert [p.overrides for p in parse_grid([])] == [()]
+
+
+@pytest.mark.parametrize("spec, message", [("train.epochs", "expected KEY=VALUE"), ("train.epochs=", "expected KEY=VALUE")])
+def test_a_bad_grid_axis_is_named(spec, message):
+    from ratchet.bench.selection import GridError, parse_grid
+
+    with pytest.raises(GridError, match=message):
+        parse_grid([spec])
+    with pytest.raises(GridError, match="given twice"):
+        parse_grid(["a=1,2", "a=3"])
+
+
+def test_the_pick_is_the_best_mean_over_streams_then_the_better_bwt_then_the_earlier_point():
+    from ratchet.bench.selection import GridPoint, PointScore, pick
+
+    def point(value, per_stream):
+        return PointScore(GridPoint((("k", value),)), per_stream)
+
+    a = point(1, {"s1": {"average_accuracy": 0.9, "bwt": -0.1}, "s2": {"average_accuracy": 0.5, "bwt": 0.0}})
+    b = point(2, {"s1": {"average_accuracy": 0.7, "bwt": 0.0}, "s2": {"average_accuracy": 0.7, "bwt": 0.0}})
+    c = point(3, {"s1": {"average_accuracy": 0.8, "bwt": 0.0}, "s2": {"average_accuracy": 0.6, "bwt": 0.0}})
+    assert pick([a, b]) is b                 # equal means 0.7: b forgets less
+    assert pick([b, c]) is b                 # equal means and BWT: the earlier point
+    assert pick([a, point(4, {"s1": {"average_accuracy": 0.95, "bwt": -0.2},
+                              "s2": {"average_accuracy": 0.5, "bwt": -0.2}})]).point.overrides == (("k", 4),)

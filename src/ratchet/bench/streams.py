@@ -47,6 +47,7 @@ class Step:
     name: str
     train: pd.DataFrame      # columns text, label
     test: pd.DataFrame
+    validation: pd.DataFrame | None = None   # held out of `train` to choose settings on (never `test`)
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def _matches(frame: pd.DataFrame, rule: dict, where: str) -> pd.Series:
     return mask
 
 
-def _split_test(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_stratified(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     test_parts, train_parts = [], []
     for _, group in frame.groupby("label", sort=True):
         shuffled = group.sample(frac=1.0, random_state=seed)
@@ -181,10 +182,14 @@ def _split_test(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.Dat
     return tidy(train_parts), tidy(test_parts)
 
 
-def load_stream(file: Path, max_train_per_step: int | None = None, train_fraction: float = 1.0) -> Stream:
+def load_stream(file: Path, max_train_per_step: int | None = None, train_fraction: float = 1.0,
+                validation_fraction: float = 0.0) -> Stream:
     """Read a stream file and its data. To fit a time budget, `train_fraction` keeps that share of
     each step's train rows (keeping the steps' relative sizes) and `max_train_per_step` caps them;
-    both subsample stratified by label with the stream's seed. The test rows stay whole."""
+    both subsample stratified by label with the stream's seed. The test rows stay whole.
+
+    `validation_fraction` > 0 holds that share of each step's train rows out (stratified, after
+    subsampling) as the step's validation slice: settings are chosen on it, never on the test rows."""
     try:
         spec = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
@@ -208,12 +213,16 @@ def load_stream(file: Path, max_train_per_step: int | None = None, train_fractio
             is_test = _matches(rows, test_rule["where"], f"{file}: test")
             train, test = rows[~is_test].reset_index(drop=True), rows[is_test].reset_index(drop=True)
         else:
-            train, test = _split_test(rows, float(test_rule.get("fraction", 0.25)), seed)
+            train, test = split_stratified(rows, float(test_rule.get("fraction", 0.25)), seed)
         if train_fraction < 1.0:
-            train, _ = _split_test(train, 1.0 - train_fraction, seed)
+            train, _ = split_stratified(train, 1.0 - train_fraction, seed)
         if max_train_per_step and len(train) > max_train_per_step:
-            train, _ = _split_test(train, 1.0 - max_train_per_step / len(train), seed)
+            train, _ = split_stratified(train, 1.0 - max_train_per_step / len(train), seed)
+        validation = None
+        if validation_fraction > 0:
+            train, validation = split_stratified(train, validation_fraction, seed + 1)
+            validation = validation[["text", "label"]]
         steps.append(Step(name=str(step.get("name", f"step-{position}")),
-                          train=train[["text", "label"]], test=test[["text", "label"]]))
+                          train=train[["text", "label"]], test=test[["text", "label"]], validation=validation))
     return Stream(name=spec["name"], description=spec.get("description", ""), labels=list(spec["labels"]),
                   steps=steps, source=str(file))

@@ -18,8 +18,8 @@ import torch
 from ratchet.config import ContinualSettings, TrainSettings
 from ratchet.continual import bias_correction
 from ratchet.continual.mix import IncrementData, class_balance_weights
-from ratchet.continual.plugins import EarlyStopOnOldData, build_plugins
 from ratchet.continual.plasticity import PlasticityCheck, check_step, held_out_recall
+from ratchet.continual.plugins import EarlyStopOnOldData, build_plugins
 from ratchet.continual.retention import align_head, classifier_head
 from ratchet.training.batching import batch_logits, encode
 from ratchet.training.loop import TrainReport, fit

@@ -25,8 +25,14 @@ import torch
 
 from ratchet.config import ContinualSettings
 from ratchet.continual.early_stopping import OldDataMonitor
-from ratchet.continual.retention import (FGM, WeightAnchor, distillation_loss, feature_distances, fisher_diagonal,
-                                         text_vector_module)
+from ratchet.continual.retention import (
+    FGM,
+    WeightAnchor,
+    distillation_loss,
+    feature_distances,
+    fisher_diagonal,
+    text_vector_module,
+)
 from ratchet.training.batching import batch_logits, batch_module_outputs, encode
 from ratchet.training.plugins import Schedule, TrainingPlugin, TrainingStep
 

@@ -29,10 +29,30 @@ class TrainReport:
     final_loss: float
     seconds: float
     stopped_early: bool = False         # a plug-in ended training before the last step
+    first_step_seconds: float = 0.0     # the first step alone (allocations, lazy initialisation)
+    first_step_examples: int = 0
 
     @property
     def examples_per_second(self) -> float:
         return self.examples_processed / self.seconds if self.seconds else 0.0
+
+    @property
+    def steady_examples_per_second(self) -> float:
+        """Throughput after the first step: what ../shared/anchors/plain_loop.py measures."""
+        rest = self.seconds - self.first_step_seconds
+        return (self.examples_processed - self.first_step_examples) / rest if rest > 0 else 0.0
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype the forward passes run in (None: plain fp32). `auto` is bf16 on CUDA
+    GPUs that support it (Ampere on): the weights and optimiser state stay fp32, so no loss scaling."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
 
 
 def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int],
@@ -71,12 +91,20 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
         ddp = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=True)
     net = ddp or model
+    dtype = autocast_dtype(device, settings.precision)
+
+    def forward(batch) -> torch.Tensor:
+        """The logits, in fp32 whatever the autocast dtype (every loss term reads them)."""
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return net(**batch).logits.float()
+
     world = torch.distributed.get_world_size() if ddp else 1
     for plugin in plugins:
         plugin.on_train_start(model, Schedule(steps_per_epoch, total_steps, settings.epochs))
 
     model.train()
     started, step, processed, loss_value, stopped_early = time.perf_counter(), 0, 0, float("nan"), False
+    first_step = (0.0, 0)
     with Progress(TextColumn("[bold]train[/] {task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} steps, loss {task.fields[loss]}"),
                   TimeRemainingColumn(), disable=not show_progress, transient=True) as progress:
@@ -93,10 +121,10 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
                 batch = tokenizer.pad({"input_ids": [encoded[i] for i in mine]}, return_tensors="pt").to(device)
                 for plugin in plugins:
                     plugin.before_forward(step + 1)
-                logits = net(**batch).logits
+                logits = forward(batch)
                 loss = task_share * task_loss(logits, mine)
                 context = TrainingStep(model=model, logits=logits, mine=mine, batch=idx, share=share, world=world,
-                                       task_loss=lambda: task_share * task_loss(net(**batch).logits, mine),
+                                       task_loss=lambda: task_share * task_loss(forward(batch), mine),
                                        epoch=epoch, step=step + 1)
                 for plugin in plugins:
                     term = plugin.loss_term(context)
@@ -118,6 +146,8 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
                 epoch_seen += len(idx)
                 processed += len(idx)
                 step += 1
+                if step == 1:
+                    first_step = (time.perf_counter() - started, len(idx))
                 progress.update(bar, advance=1, loss=f"{loss_value:.3f}")
                 # every plug-in is asked (each keeps its own trace), then the loop stops if any said so
                 if any([plugin.should_stop(model, context) for plugin in plugins]):
@@ -131,7 +161,9 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
     model.eval()
     report = TrainReport(examples=len(texts), epochs=settings.epochs, steps=step,
                          examples_processed=processed, final_loss=loss_value,
-                         seconds=time.perf_counter() - started, stopped_early=stopped_early)
-    log.info("train: %d examples processed in %.1fs (%.1f examples/s)%s", report.examples_processed,
-             report.seconds, report.examples_per_second, ", stopped early" if stopped_early else "")
+                         seconds=time.perf_counter() - started, stopped_early=stopped_early,
+                         first_step_seconds=first_step[0], first_step_examples=first_step[1])
+    log.info("train: %d examples processed in %.1fs (%.1f examples/s%s)%s", report.examples_processed,
+             report.seconds, report.examples_per_second, f", {dtype} autocast" if dtype else "",
+             ", stopped early" if stopped_early else "")
     return report

@@ -1,0 +1,116 @@
+"""Choosing settings on validation data: the grid, the score, the pick.
+
+`ratchet bench cl --select-on validation --grid KEY=V1,V2 ...` runs one strategy (`--select-for`,
+the default by default) at every point of the grid on every stream given, measuring the accuracy
+matrix on each step's validation slice (rows held out of its training rows; the test rows are
+never read), and picks the point with the best score:
+
+    score = mean over streams of the mean over selection seeds of the validation average accuracy
+
+one point for all streams (a default must hold on data it was not tuned on), ties to the higher
+mean BWT, then to the earlier point. The test-split tables are then run with what was picked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from dataclasses import dataclass
+
+import yaml
+
+from ratchet.bench.results import RunResult
+
+
+class GridError(ValueError):
+    """A --grid or --set value that cannot be used; the message names it."""
+
+
+def set_dotted(raw: dict, key: str, value) -> dict:
+    """raw[a][b][c] = value for key "a.b.c", creating the sections on the way."""
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise GridError(f"{key}: {part!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+    return raw
+
+
+def parse_value(text: str):
+    """A YAML value, with `1e-4` read as a number (YAML 1.1 reads it as a string without a dot)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def parse_assignment(assignment: str, option: str = "--set") -> tuple[str, str]:
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise GridError(f"{option} {assignment!r}: expected KEY=VALUE, e.g. train.epochs=2")
+    return key.strip(), value
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    overrides: tuple[tuple[str, object], ...]     # (dotted key, value), in --grid order
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.overrides) or "(params.yaml as written)"
+
+    def as_set_flags(self) -> str:
+        return " ".join(f"--set {k}={v}" for k, v in self.overrides)
+
+
+def parse_grid(specs: list[str]) -> list[GridPoint]:
+    """`["a.b=1,2", "c=x,y"]` -> the 4 points of their product; values are YAML (numbers, booleans)."""
+    axes: list[tuple[str, list]] = []
+    for spec in specs:
+        key, values = parse_assignment(spec, "--grid")
+        if key in (k for k, _ in axes):
+            raise GridError(f"--grid {spec!r}: {key} is given twice")
+        parsed = [parse_value(v) for v in values.split(",") if v.strip()]
+        if not parsed:
+            raise GridError(f"--grid {spec!r}: no values")
+        axes.append((key, parsed))
+    if not axes:
+        return [GridPoint(())]
+    return [GridPoint(tuple(zip([k for k, _ in axes], combo))) for combo in itertools.product(*[v for _, v in axes])]
+
+
+@dataclass(frozen=True)
+class PointScore:
+    point: GridPoint
+    per_stream: dict[str, dict[str, float]]   # stream -> mean validation average_accuracy, bwt, newest step
+
+    @property
+    def score(self) -> float:
+        return statistics.fmean(s["average_accuracy"] for s in self.per_stream.values())
+
+    @property
+    def bwt(self) -> float:
+        return statistics.fmean(s["bwt"] for s in self.per_stream.values())
+
+
+def score_point(point: GridPoint, runs: dict[str, list[RunResult]]) -> PointScore:
+    """`runs`: stream name -> the selection runs (one per seed) at this point, measured on validation."""
+    def mean(results: list[RunResult], key: str) -> float:
+        return statistics.fmean(r.summary[key] or 0.0 for r in results)
+
+    return PointScore(point, {stream: {"average_accuracy": mean(results, "average_accuracy"),
+                                       "bwt": mean(results, "bwt"),
+                                       "newest_step_accuracy": mean(results, "newest_step_accuracy")}
+                              for stream, results in runs.items()})
+
+
+def pick(scores: list[PointScore]) -> PointScore:
+    if not scores:
+        raise GridError("nothing to pick from: the grid ran no point")
+    return max(enumerate(scores), key=lambda pair: (round(pair[1].score, 9), round(pair[1].bwt, 9), -pair[0]))[1]
