@@ -79,5 +79,19 @@ def test_an_unknown_stream_name_lists_the_known_ones():
         resolve_stream_file("nope", None)
 
 
-def test_the_three_shipped_streams_are_there():
-    assert {"bbc-class-incremental", "sentiment-domain-incremental", "drug-temporal"} <= set(builtin_streams())
+def test_the_shipped_streams_are_there():
+    assert {"bbc-class-incremental", "bbc-small-steps", "sentiment-domain-incremental",
+            "drug-temporal"} <= set(builtin_streams())
+
+
+def test_a_stream_can_cap_its_training_rows_per_class(reviews):
+    file = write_stream(reviews, """
+name: capped
+labels: [good, bad]
+sources: [{file: reviews.csv, text: review, label: stars}]
+steps: [{name: all, where: {column: label, in: [good, bad]}}]
+test: {fraction: 0.25}
+max_train_per_class: 6
+""")
+    step = load_stream(file).steps[0]
+    assert step.train["label"].value_counts().to_dict() == {"good": 6, "bad": 6} and len(step.test) == 10

@@ -18,6 +18,7 @@ A stream file names its data and how rows become steps, so anyone can benchmark 
       - name: early
         where: {column: date, before: "2015-01-01"}   # in / not_in (lists), before / from (dates or numbers)
     test: {fraction: 0.25}                # per step, stratified by label, fixed seed (or {where: {...}})
+    max_train_per_class: 60               # optional: at most this many training rows per class and step
     seed: 0
 """
 
@@ -214,6 +215,10 @@ def load_stream(file: Path, max_train_per_step: int | None = None, train_fractio
             train, test = rows[~is_test].reset_index(drop=True), rows[is_test].reset_index(drop=True)
         else:
             train, test = split_stratified(rows, float(test_rule.get("fraction", 0.25)), seed)
+        if per_class := spec.get("max_train_per_class"):
+            kept = [g.sample(n=min(len(g), int(per_class)), random_state=seed)
+                    for _, g in train.groupby("label", sort=True)]
+            train = pd.concat(kept).sample(frac=1.0, random_state=seed).reset_index(drop=True)
         if train_fraction < 1.0:
             train, _ = split_stratified(train, 1.0 - train_fraction, seed)
         if max_train_per_step and len(train) > max_train_per_step:
