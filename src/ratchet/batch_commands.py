@@ -12,25 +12,38 @@ import typer
 from ratchet.cli_support import JsonOption, ProjectOption, console, setup
 
 
-def validate(files: Annotated[list[Path], typer.Argument(help="Batch files (CSV, Parquet or JSONL) to check.")],
+def validate(files: Annotated[list[Path], typer.Argument(help="Batch files to check: CSV, Parquet or JSONL; "
+                                                            "with task token-classification, CoNLL or JSONL.")],
              project: ProjectOption = Path("."), as_json: JsonOption = False) -> None:
     """The validation verdict of batch files, without processing them (exit 0: every file would pass)."""
     setup()
     from ratchet.batches import BatchReadError
+    from ratchet.config import ConfigError
+    from ratchet.entities.sentences import SentenceReadError, read_sentences
+    from ratchet.entities.validation import validate_sentences
     from ratchet.intake import load_batch
     from ratchet.project import Project
     from ratchet.validation import validate as run_suite
 
-    settings = Project.load(project).settings
+    try:
+        settings = Project.load(project, any_task=True).settings
+    except ConfigError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    tokens = settings.task == "token-classification"
     verdicts = []
     for file in files:
         try:
-            batch_id, frame = load_batch(file, settings)
-        except (BatchReadError, OSError) as error:
+            if tokens:   # CoNLL or JSON Lines sentences, one row per sentence
+                batch_id, frame = file.name.split(".")[0], read_sentences(file)
+            else:
+                batch_id, frame = load_batch(file, settings)
+        except (BatchReadError, SentenceReadError, OSError, UnicodeDecodeError) as error:
             verdicts.append({"file": str(file), "passed": False, "batch_id": None, "reason": str(error),
                              "failures": []})
             continue
-        result = run_suite(frame, settings.data, settings.validation)
+        result = (validate_sentences(frame, settings.data, settings.validation) if tokens
+                  else run_suite(frame, settings.data, settings.validation))
         verdicts.append({"file": str(file), "passed": result.passed, "batch_id": batch_id,
                          "reason": result.summary(), "rows": len(frame),
                          "failures": [{"check": f.check, "column": f.column, "message": f.message,

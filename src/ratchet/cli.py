@@ -11,9 +11,10 @@ import typer
 from rich.table import Table
 
 from ratchet.batch_commands import batch_commands
-from ratchet.offline import configure_offline
 from ratchet.bench.commands import bench_app
-from ratchet.cli_support import STATE_STYLE, ProjectOption, console, setup as _setup
+from ratchet.cli_support import STATE_STYLE, ProjectOption, console
+from ratchet.cli_support import setup as _setup
+from ratchet.offline import configure_offline
 from ratchet.paths import ProjectPaths
 
 app = typer.Typer(help="Keep a text classifier learning from new labeled batches without forgetting.",
@@ -24,7 +25,9 @@ for command in batch_commands:
 
 
 def _run_watch(paths: ProjectPaths) -> None:
-    from flows.watch import watch  # Prefect is imported only for commands that run flows
+    from flows.watch import (
+        watch,  # Prefect is imported only for commands that run flows
+    )
     from ratchet.locking import run_lock
 
     # before Prefect starts its embedded server: runs started together queue here, not on the
@@ -38,9 +41,16 @@ def run(project: ProjectOption = Path(".")) -> None:
     """Process every file waiting in incoming/ (the ratchet-watch flow, on Prefect's embedded API)."""
     _setup()
     from ratchet.batch_state import LedgerError
+    from ratchet.config import ConfigError
     from ratchet.errors import is_transient
+    from ratchet.project import Project
 
     paths = ProjectPaths.at(project)
+    try:
+        Project.load(paths.root, step="`ratchet run`")   # a bad params.yaml: one clear error, nothing touched
+    except ConfigError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
     try:
         _run_watch(paths)
     except LedgerError as error:
@@ -63,7 +73,8 @@ def serve(project: ProjectOption = Path("."),
           ) -> None:
     """A local Prefect server, the cpu/gpu work pools, the deployments and their workers (Ctrl-C stops)."""
     _setup()
-    from flows.serve import ServeError, serve as serve_stack
+    from flows.serve import ServeError
+    from flows.serve import serve as serve_stack
 
     try:
         serve_stack(project, host, port, tuple(p for p in pools.split(",") if p), ready=console.print)
@@ -78,7 +89,8 @@ def deploy(project: ProjectOption = Path("."),
            ) -> None:
     """Create the work pools, the training limit and prefect.yaml's deployments on a Prefect server."""
     _setup()
-    from flows.serve import ServeError, deploy as deploy_all
+    from flows.serve import ServeError
+    from flows.serve import deploy as deploy_all
 
     if not api_url:
         console.print("[red]error:[/] no Prefect API: set PREFECT_API_URL or pass --api-url "
@@ -124,6 +136,7 @@ def init(reference: Annotated[Path, typer.Argument(help="Labeled reference file 
         if store.read_catalog(paths):
             raise store.CatalogError(f"{paths.catalog} exists: this project has its reference set already")
         settings = load_settings(paths.params)
+        settings.require_text_classification("`ratchet init`")
         batch_id, frame = load_batch(reference, settings)
     except (BatchReadError, ConfigError, store.CatalogError, FileNotFoundError) as error:
         console.print(f"[red]error:[/] {error}")
@@ -330,10 +343,15 @@ def drift(files: Annotated[list[Path], typer.Argument(help="Batch files (CSV, Pa
     """Drift report of batch files against the reference, without processing them (for reviewers)."""
     _setup()
     from ratchet.batches import BatchReadError
+    from ratchet.config import ConfigError
     from ratchet.intake import drift_report
     from ratchet.project import Project
 
-    loaded = Project.load(project)
+    try:
+        loaded = Project.load(project, step="`ratchet drift`")
+    except ConfigError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
     results = []
     for file in files:
         try:
@@ -358,14 +376,20 @@ def predict(texts: Annotated[list[str], typer.Argument(help="One or more texts t
     """Classify texts with the champion in data/champion (offline), with its class probabilities."""
     _setup()
     from ratchet import modeling, store
-    from ratchet.config import load_settings
+    from ratchet.config import ConfigError, load_settings
 
     paths = ProjectPaths.at(project)
+    try:
+        settings = load_settings(paths.params)
+        settings.require_text_classification("`ratchet predict`")
+    except ConfigError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
     manifest = store.champion_manifest(paths)
     if manifest is None:
         console.print("[red]no champion yet[/]: run `ratchet demo` or `ratchet run` first")
         raise typer.Exit(2)
-    classifier = modeling.load_classifier(paths.champion, load_settings(paths.params).model)
+    classifier = modeling.load_classifier(paths.champion, settings.model)
     for text, row in zip(texts, classifier.predict_proba(texts)):
         ranked = sorted(zip(classifier.labels, row), key=lambda item: -item[1])
         console.print(f"[bold]{ranked[0][0]}[/] ({ranked[0][1]:.2f})  "

@@ -34,8 +34,10 @@ class DataSettings(_Section):
     text_column: str = "text"
     label_column: str = "label"
     id_column: str = "id"
-    labels: list[str] = Field(min_length=2)
+    labels: list[str] = []                      # text classification: the declared label set (2 or more)
     eval_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    entity_types: list[str] = []                # token classification: the declared entity types (B-/I- tags)
+    bio_repair: Literal["none", "begin"] = "none"  # begin: an I-X that starts an entity is read as B-X (IOB1)
 
     @field_validator("labels")
     @classmethod
@@ -45,12 +47,25 @@ class DataSettings(_Section):
             raise ValueError(f"labels are declared twice: {duplicates}")
         return labels
 
+    @field_validator("entity_types")
+    @classmethod
+    def _plain_entity_types(cls, types: list[str]) -> list[str]:
+        duplicates = sorted({t for t in types if types.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"entity types are declared twice: {duplicates}")
+        tagged = [t for t in types if t == "O" or t.startswith(("B-", "I-")) or not t.strip()]
+        if tagged:
+            raise ValueError(f"declare entity types without B-/I- (person, not B-person): {tagged}")
+        return types
+
 
 class ValidationSettings(_Section):
     min_rows: int = Field(20, ge=1)
     max_rows: int = Field(100_000, ge=1)
     min_text_chars: int = Field(1, ge=1)
     max_text_chars: int = Field(100_000, ge=1)
+    min_tokens: int = Field(1, ge=1)            # token batches: sentence length bounds, in tokens
+    max_tokens: int = Field(512, ge=1)
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> "ValidationSettings":
@@ -241,7 +256,15 @@ NON_LORA_RETENTION: dict[str, dict[str, float]] = {"distillation": {"feature_wei
                                                    "bias_correction": {"old_class_weight": 1.0}}
 
 
+TASKS = ("text-classification", "token-classification")
+
+
+class UnsupportedTask(ConfigError):
+    """A step asked to run a task it does not handle: it says so rather than do another task."""
+
+
 class Settings(_Section):
+    task: Literal["text-classification", "token-classification"] = "text-classification"
     project: ProjectSettings = ProjectSettings()
     data: DataSettings
     validation: ValidationSettings = ValidationSettings()
@@ -255,6 +278,21 @@ class Settings(_Section):
     gate: GateSettings = GateSettings()
     feedback: FeedbackSettings = FeedbackSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
+
+    @model_validator(mode="after")
+    def _task_declares_its_classes(self) -> "Settings":
+        if self.task == "text-classification" and len(self.data.labels) < 2:
+            raise ValueError("data.labels: text classification needs at least 2 declared labels")
+        if self.task == "token-classification" and not self.data.entity_types:
+            raise ValueError("data.entity_types: token classification needs the declared entity types")
+        return self
+
+    def require_text_classification(self, step: str) -> None:
+        """Refuse to run `step` on a token-classification project (it would do the text thing)."""
+        if self.task != "text-classification":
+            raise UnsupportedTask(
+                f"params.yaml sets task: {self.task}, and {step} handles text classification only so far. "
+                f"For token batches today: `ratchet validate FILE...` (CoNLL or JSON Lines; docs/entities.md)")
 
     def for_retries(self, retries: Sequence[RetryKind]) -> "Settings":
         """The settings after the feedback loop's `retries`, in order ([]: params.yaml as written).

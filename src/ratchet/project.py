@@ -19,9 +19,14 @@ class Project:
     settings: Settings
 
     @classmethod
-    def load(cls, root: str | Path) -> "Project":
+    def load(cls, root: str | Path, step: str = "this command", any_task: bool = False) -> "Project":
+        """The project at `root`; a step that handles text classification only (`any_task` False)
+        refuses a token-classification project with UnsupportedTask rather than misread it."""
         paths = ProjectPaths.at(root)
-        return cls(paths, load_settings(paths.params))
+        settings = load_settings(paths.params)
+        if not any_task:
+            settings.require_text_classification(step)
+        return cls(paths, settings)
 
     @property
     def root(self) -> str:

@@ -24,4 +24,6 @@ def start(stage: str) -> tuple[ProjectPaths, Settings]:
     if plan.attempt:
         logging.getLogger("ratchet").info("%s: feedback-loop retry %d: %s", stage, plan.attempt,
                                           " then ".join(kind.replace("_", " ") for kind in plan.retries))
-    return paths, load_settings(paths.params).for_retries(plan.retries)
+    settings = load_settings(paths.params)
+    settings.require_text_classification(f"the {stage} stage")
+    return paths, settings.for_retries(plan.retries)

@@ -1,0 +1,1 @@
+"""Named-entity recognition (task: token-classification): token batches, BIO tags, their validation."""
