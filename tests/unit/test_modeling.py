@@ -126,3 +126,25 @@ def test_top_layers_trains_only_the_top_of_the_encoder_and_the_head(settings):
     assert any("classifier" in n for n in trainable) and not any("layer.0." in n for n in trainable)
     with pytest.raises(modeling.ModelError, match="top_layers is 5"):
         modeling.build_trainable(settings.model_copy(update={"top_layers": 5}), LABELS, 0, None)
+
+
+def test_autocast_is_bf16_on_cuda_only_unless_forced():
+    import torch
+
+    from ratchet.training.loop import autocast_dtype
+
+    assert autocast_dtype(torch.device("cpu"), "auto") is None
+    assert autocast_dtype(torch.device("cpu"), "fp32") is None
+    assert autocast_dtype(torch.device("cpu"), "bf16") is torch.bfloat16
+
+
+def test_bf16_autocast_trains_and_the_report_keeps_the_first_step_apart(settings):
+    frame = synthetic_frame({"red": 16, "green": 16}, seed=2)
+    model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
+    tokenizer = modeling.load_tokenizer(settings)
+    report = fit(model, tokenizer, frame["text"].tolist(), [LABELS.index(v) for v in frame["label"]],
+                 TrainSettings(epochs=1, batch_size=8, learning_rate=5e-3, precision="bf16"),
+                 max_length=32, show_progress=False)
+    assert report.steps == 4 and np.isfinite(report.final_loss)
+    assert report.first_step_examples == 8 and 0 < report.first_step_seconds <= report.seconds
+    assert report.steady_examples_per_second > 0
