@@ -48,7 +48,6 @@ def test_bench_runs_a_stream_file_and_accounts_for_every_training_example(tmp_pa
     assert runs["default"]["examples_processed"] == (60 + (30 - 5) + 2 * 14) * epochs
     # er and derpp replay the whole memory (all 60 warm rows fit in the buffer) next to the 30 blue
     assert runs["er"]["examples_processed"] == runs["derpp"]["examples_processed"] == (60 + 30 + 60) * epochs
-    assert runs["derpp"]["summary"] != runs["er"]["summary"] or runs["derpp"]["matrix"] != runs["er"]["matrix"]
     # the baselines that train no transformer: refitted on all 60 then 90 rows / encoded once
     assert runs["tfidf-joint"]["examples_processed"] == 60 + 90 and runs["tfidf-joint"]["notes"]["C"] in (0.1, 1.0, 10.0)
     assert runs["ncm"]["examples_processed"] == 90

@@ -194,3 +194,24 @@ def test_feature_distillation_reads_what_the_head_reads_and_keeps_it_near_the_ch
         after = batch_module_outputs(continued, text_vector_module(continued), tokenizer, encoded)
         drift[weight] = float(feature_distances(after, champion).mean())
     assert drift[50.0] < 0.5 * drift[0.0]
+
+
+def test_der_pulls_only_the_replayed_rows_logits_toward_the_stored_ones():
+    from ratchet.continual.plugins import StoredLogitReplay
+    from ratchet.training.plugins import TrainingStep
+
+    stored = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 2.0]])
+    kept = torch.tensor([True, False, True])        # row 1 is new data: no stored logits
+    plugin = StoredLogitReplay(stored, kept, weight=0.5)
+
+    def step(logits, rows):
+        return TrainingStep(model=None, logits=logits, mine=rows, batch=rows, share=1.0, world=1,
+                            task_loss=lambda: None, epoch=0, step=1)
+
+    assert float(plugin.loss_term(step(stored.clone(), [0, 1, 2]))) == 0.0
+    moved = stored.clone()
+    moved[1] += 10.0                                   # the new row's logits are free
+    assert float(plugin.loss_term(step(moved, [0, 1, 2]))) == 0.0
+    moved[2] = torch.tensor([0.0, 0.0])                # a replayed row drifts: 0.5 x mean((0, 2)^2) / 2 rows
+    assert float(plugin.loss_term(step(moved, [0, 1, 2]))) == pytest.approx(0.5 * 2.0 / 2)
+    assert plugin.loss_term(step(stored[[1]], [1])) is None   # a batch without replayed rows
