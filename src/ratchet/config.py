@@ -173,6 +173,7 @@ class ContinualSettings(_Section):
     early_stopping: EarlyStoppingSettings = EarlyStoppingSettings()
     fgm_epsilon: float = Field(0.0, ge=0.0)     # FGM adversarial training on embeddings; 0 = off
     align_head: bool = True                     # weight aligning of new classes' head rows after training
+    plasticity_guard: bool = True               # aligning and bias correction may not lower a new class's held-out recall
     bias_correction: BiasCorrectionSettings = BiasCorrectionSettings()
 
 

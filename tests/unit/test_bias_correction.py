@@ -143,3 +143,7 @@ def test_an_increment_with_a_new_class_reports_the_guards_checks(tiny_model_dir)
     assert steps == ["align_head", "bias_correction"] and all(c.label == "blue" for c in report.plasticity)
     guarded = report.plasticity[-1]
     assert guarded.kept and guarded.after >= guarded.without and guarded.rows == report.held_out_new
+    model = modeling.build_trainable(settings, LABELS, 0, None)
+    unguarded, _ = learn_increment(model, tokenizer, data, LABELS, ContinualSettings(plasticity_guard=False), fast, 32,
+                                   show_progress=False)
+    assert unguarded.plasticity == [] and unguarded.bias_offsets is not None

@@ -93,7 +93,8 @@ def _after_training(model, tokenizer, data: IncrementData, held_out: pd.DataFram
         logits = batch_logits(model, tokenizer, encode(tokenizer, held_out["text"].tolist(), max_length))
         return held_out_recall(logits.cpu(), targets, new_classes)
 
-    floors, rows = recall()  # what the new classes reach as trained, before any step below
+    # what the new classes reach as trained, before any step below (the guard's floors)
+    floors, rows = recall() if continual.plasticity_guard else ({}, {})
     checks: list[PlasticityCheck] = []
     if continual.align_head and new_classes:
         head = classifier_head(model)
@@ -113,7 +114,8 @@ def _after_training(model, tokenizer, data: IncrementData, held_out: pd.DataFram
     if not held_out.empty:
         offsets = _correct_bias(model, tokenizer, data.old_validation, held_out, label_index, max_length,
                                 continual.bias_correction.old_class_weight, floors)
-        checks += check_step("bias_correction", floors, recall()[0], rows, names)
+        if floors:
+            checks += check_step("bias_correction", floors, recall()[0], rows, names)
         report = replace(report, held_out_new=len(held_out), bias_offsets=offsets)
     return replace(report, plasticity=checks)
 
