@@ -43,7 +43,7 @@ STRATEGY_HELP = ("Comma-separated: naive, replay, lwf, ewc, l2sp, er, derpp, def
 
 @bench_app.command("cl")
 def continual_learning(
-    stream: Annotated[str, typer.Option(help="Built-in stream(s), comma-separated: bbc-class-incremental, "
+    stream: Annotated[str, typer.Option(help="Built-in stream(s), comma-separated: bbc-class-incremental, bbc-small-steps, "
                                              "sentiment-domain-incremental, drug-temporal, ...")] = "bbc-class-incremental",
     stream_file: Annotated[Path | None, typer.Option(help="Your own stream YAML (see ratchet.bench.streams).")] = None,
     strategies: Annotated[str, typer.Option(help=STRATEGY_HELP)] = "naive,er,derpp,ncm,tfidf-joint,default,joint",
