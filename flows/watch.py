@@ -31,9 +31,9 @@ from flows.orchestration import (  # noqa: E402
 )
 from ratchet import attempt, champion, dvc_repo, failure, intake, recovery  # noqa: E402
 from ratchet.attempt import PipelineRun, TrainingOutcome  # noqa: E402
+from ratchet.attempt_plan import AttemptPlan  # noqa: E402
 from ratchet.batch_state import BatchState, BatchStates  # noqa: E402
 from ratchet.batches import BatchReadError, list_incoming  # noqa: E402
-from ratchet.config import AttemptPlan  # noqa: E402
 from ratchet.intake import Arrival, DriftVerdict, TrainingDecision, ValidationVerdict  # noqa: E402
 from ratchet.locking import run_lock  # noqa: E402
 from ratchet.paths import ProjectPaths  # noqa: E402

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from ratchet import atomic, dvc_repo, faultpoints, modeling, records, registry, store
+from ratchet.attempt_plan import AttemptPlan, RetryKind, attempt_file_text
 from ratchet.champion import next_manifest
-from ratchet.config import AttemptPlan, RetryKind, Settings, attempt_file_text
+from ratchet.config import Settings
 from ratchet.locking import training_lock
 from ratchet.project import Project
 from ratchet.records import EvalReport, GateDecision

@@ -9,7 +9,13 @@ from typing import Annotated
 
 import typer
 
-from ratchet.cli_support import JsonOption, ProjectOption, console, setup
+from ratchet.cli_support import (
+    JsonOption,
+    ProjectOption,
+    console,
+    load_project_or_exit,
+    setup,
+)
 
 
 def validate(files: Annotated[list[Path], typer.Argument(help="Batch files to check: CSV, Parquet or JSONL; "
@@ -18,18 +24,12 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Batch files to ch
     """The validation verdict of batch files, without processing them (exit 0: every file would pass)."""
     setup()
     from ratchet.batches import BatchReadError
-    from ratchet.config import ConfigError
     from ratchet.entities.sentences import SentenceReadError, read_sentences
     from ratchet.entities.validation import validate_sentences
     from ratchet.intake import load_batch
-    from ratchet.project import Project
     from ratchet.validation import validate as run_suite
 
-    try:
-        settings = Project.load(project, any_task=True).settings
-    except ConfigError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
+    settings = load_project_or_exit(project, any_task=True).settings
     tokens = settings.task == "token-classification"
     verdicts = []
     for file in files:

@@ -12,7 +12,12 @@ from rich.table import Table
 
 from ratchet.batch_commands import batch_commands
 from ratchet.bench.commands import bench_app
-from ratchet.cli_support import STATE_STYLE, ProjectOption, console
+from ratchet.cli_support import (
+    STATE_STYLE,
+    ProjectOption,
+    console,
+    load_project_or_exit,
+)
 from ratchet.cli_support import setup as _setup
 from ratchet.offline import configure_offline
 from ratchet.paths import ProjectPaths
@@ -41,16 +46,10 @@ def run(project: ProjectOption = Path(".")) -> None:
     """Process every file waiting in incoming/ (the ratchet-watch flow, on Prefect's embedded API)."""
     _setup()
     from ratchet.batch_state import LedgerError
-    from ratchet.config import ConfigError
     from ratchet.errors import is_transient
-    from ratchet.project import Project
 
     paths = ProjectPaths.at(project)
-    try:
-        Project.load(paths.root, step="`ratchet run`")   # a bad params.yaml: one clear error, nothing touched
-    except ConfigError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
+    load_project_or_exit(paths.root, step="`ratchet run`")   # a bad params.yaml: one clear error, nothing touched
     try:
         _run_watch(paths)
     except LedgerError as error:
@@ -343,15 +342,9 @@ def drift(files: Annotated[list[Path], typer.Argument(help="Batch files (CSV, Pa
     """Drift report of batch files against the reference, without processing them (for reviewers)."""
     _setup()
     from ratchet.batches import BatchReadError
-    from ratchet.config import ConfigError
     from ratchet.intake import drift_report
-    from ratchet.project import Project
 
-    try:
-        loaded = Project.load(project, step="`ratchet drift`")
-    except ConfigError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
+    loaded = load_project_or_exit(project, step="`ratchet drift`")
     results = []
     for file in files:
         try:
@@ -376,15 +369,9 @@ def predict(texts: Annotated[list[str], typer.Argument(help="One or more texts t
     """Classify texts with the champion in data/champion (offline), with its class probabilities."""
     _setup()
     from ratchet import modeling, store
-    from ratchet.config import ConfigError, load_settings
 
     paths = ProjectPaths.at(project)
-    try:
-        settings = load_settings(paths.params)
-        settings.require_text_classification("`ratchet predict`")
-    except ConfigError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
+    settings = load_project_or_exit(paths.root, step="`ratchet predict`").settings
     manifest = store.champion_manifest(paths)
     if manifest is None:
         console.print("[red]no champion yet[/]: run `ratchet demo` or `ratchet run` first")

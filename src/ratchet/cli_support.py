@@ -34,3 +34,15 @@ def setup(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=log_console, show_path=False)], force=True)
     logging.getLogger("ratchet").setLevel(logging.INFO)
+
+
+def load_project_or_exit(project: Path, step: str = "this command", any_task: bool = False):
+    """The project, or exit 2 with the error printed (a bad params.yaml, a task this step refuses)."""
+    from ratchet.config import ConfigError
+    from ratchet.project import Project
+
+    try:
+        return Project.load(project, step=step, any_task=any_task)
+    except ConfigError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import yaml
 from pydantic import (
@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+if TYPE_CHECKING:
+    from ratchet.attempt_plan import RetryKind
 
 class ConfigError(ValueError):
     """params.yaml is missing, unreadable, or has a bad value; the message names the key."""
@@ -39,20 +41,17 @@ class DataSettings(_Section):
     entity_types: list[str] = []                # token classification: the declared entity types (B-/I- tags)
     bio_repair: Literal["none", "begin"] = "none"  # begin: an I-X that starts an entity is read as B-X (IOB1)
 
-    @field_validator("labels")
+    @field_validator("labels", "entity_types")
     @classmethod
-    def _unique_labels(cls, labels: list[str]) -> list[str]:
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    def _declared_once(cls, values: list[str], info) -> list[str]:
+        duplicates = sorted({v for v in values if values.count(v) > 1})
         if duplicates:
-            raise ValueError(f"labels are declared twice: {duplicates}")
-        return labels
+            raise ValueError(f"{info.field_name.replace('_', ' ')} are declared twice: {duplicates}")
+        return values
 
     @field_validator("entity_types")
     @classmethod
     def _plain_entity_types(cls, types: list[str]) -> list[str]:
-        duplicates = sorted({t for t in types if types.count(t) > 1})
-        if duplicates:
-            raise ValueError(f"entity types are declared twice: {duplicates}")
         tagged = [t for t in types if t == "O" or t.startswith(("B-", "I-")) or not t.strip()]
         if tagged:
             raise ValueError(f"declare entity types without B-/I- (person, not B-person): {tagged}")
@@ -365,44 +364,6 @@ def parse_settings(raw: dict, source: str = "params.yaml") -> Settings:
         return Settings.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_describe(error, source)) from None
-
-
-RetryKind = Literal["more_retention", "less_retention"]
-RETRY_KINDS: tuple[str, ...] = ("more_retention", "less_retention")
-
-
-class AttemptPlan(BaseModel):
-    """attempt.yaml: which try of the feedback loop `dvc repro` runs, and the retries before it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    attempt: int = Field(0, ge=0)
-    retries: list[RetryKind] = []      # one per earlier failed attempt, in order
-
-    @model_validator(mode="after")
-    def _one_retry_per_attempt(self) -> "AttemptPlan":
-        if len(self.retries) != self.attempt:
-            raise ValueError(f"attempt {self.attempt} needs {self.attempt} retries, got {self.retries}")
-        return self
-
-
-def attempt_file_text(plan: AttemptPlan) -> str:
-    """attempt.yaml as the feedback loop writes it before each `dvc repro`."""
-    return ("# Written by ratchet's feedback loop before each `dvc repro`: attempt 0 runs params.yaml as\n"
-            "# written; each retry names how it changed retention: more_retention (the gate failed on old\n"
-            "# data) or less_retention (the new data was not learned). See `feedback` in params.yaml.\n"
-            + yaml.safe_dump(plan.model_dump(), sort_keys=False, default_flow_style=None))
-
-
-def read_attempt(path: Path) -> AttemptPlan:
-    """The feedback loop's plan from attempt.yaml (attempt 0 when the file is absent)."""
-    if not path.exists():
-        return AttemptPlan()
-    try:
-        return AttemptPlan.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except (yaml.YAMLError, ValidationError) as error:
-        raise ConfigError(f"{path} must hold `attempt: <number>` and `retries: [more_retention | less_retention, ...]` "
-                          f"(written by ratchet's feedback loop): {error}") from None
 
 
 def load_settings(params_path: Path) -> Settings:

@@ -42,7 +42,8 @@ def test_non_mapping_yaml_is_rejected(tmp_path):
 
 
 def test_a_retry_strengthens_retention_and_lowers_the_learning_rate(tmp_path):
-    from ratchet.config import AttemptPlan, attempt_file_text, parse_settings, read_attempt
+    from ratchet.attempt_plan import AttemptPlan, attempt_file_text, read_attempt
+    from ratchet.config import parse_settings
 
     settings = parse_settings({"data": {"labels": ["a", "b"]},
                                "continual": {"replay": {"ratio": 0.1, "min_per_old_class": 5},
@@ -74,7 +75,8 @@ def test_a_retry_after_the_new_data_was_not_learned_weakens_retention():
 
 
 def test_an_attempt_file_names_its_problem(tmp_path):
-    from ratchet.config import ConfigError, read_attempt
+    from ratchet.attempt_plan import read_attempt
+    from ratchet.config import ConfigError
 
     (tmp_path / "attempt.yaml").write_text("attempt: 1\nretries: [stronger]\n")
     with pytest.raises(ConfigError, match="attempt.yaml must hold"):

@@ -7,7 +7,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from ratchet.config import Settings, load_settings, read_attempt
+from ratchet.attempt_plan import read_attempt
+from ratchet.config import Settings, load_settings
 from ratchet.offline import configure_offline
 from ratchet.paths import ProjectPaths
 
