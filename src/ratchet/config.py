@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from ratchet.records import Task
+
 if TYPE_CHECKING:
     from ratchet.attempt_plan import RetryKind
 
@@ -163,6 +165,14 @@ class BiasCorrectionSettings(_Section):
     old_class_weight: float = Field(3.0, gt=0.0)  # in the fit, an old class's errors count this x a new class's
 
 
+class PseudoLabelSettings(_Section):
+    """Token classification: the champion tags old entity types on a new batch's `O` words before training
+    (a new batch annotates only its own types; its old entities would otherwise be taught as `O`)."""
+
+    enabled: bool = True
+    threshold: float = Field(0.5, ge=0.0, le=1.0)   # the champion's probability needed to relabel a word
+
+
 class ContinualSettings(_Section):
     """How an increment keeps what the champion knew: replay, distillation, regularisation, early stop."""
 
@@ -174,6 +184,7 @@ class ContinualSettings(_Section):
     align_head: bool = True                     # weight aligning of new classes' head rows after training
     plasticity_guard: bool = True               # aligning and bias correction may not lower a new class's held-out recall
     bias_correction: BiasCorrectionSettings = BiasCorrectionSettings()
+    pseudo_labels: PseudoLabelSettings = PseudoLabelSettings()   # token classification only
 
 
 class PrepareSettings(_Section):
@@ -256,15 +267,12 @@ NON_LORA_RETENTION: dict[str, dict[str, float]] = {"distillation": {"feature_wei
                                                    "bias_correction": {"old_class_weight": 1.0}}
 
 
-TASKS = ("text-classification", "token-classification")
-
-
 class UnsupportedTask(ConfigError):
     """A step asked to run a task it does not handle: it says so rather than do another task."""
 
 
 class Settings(_Section):
-    task: Literal["text-classification", "token-classification"] = "text-classification"
+    task: Task = "text-classification"
     project: ProjectSettings = ProjectSettings()
     data: DataSettings
     validation: ValidationSettings = ValidationSettings()

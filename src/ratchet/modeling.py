@@ -17,7 +17,7 @@ import torch
 
 from ratchet import records
 from ratchet.config import ModelSettings
-from ratchet.records import ModelManifest
+from ratchet.records import ModelManifest, Task
 
 log = logging.getLogger("ratchet")
 
@@ -107,16 +107,21 @@ def use_mean_pooling(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def _base_classifier(settings: ModelSettings, labels: list[str], seed: int, weights: Path | None = None):
-    from transformers import AutoModelForSequenceClassification
+def _base_model(settings: ModelSettings, labels: list[str], seed: int, weights: Path | None = None,
+                task: Task = "text-classification"):
+    """The base encoder with a fresh head: one logit per label for a text, or per tag for a token."""
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     _quiet_transformers()
     torch.manual_seed(seed)  # the fresh classifier head (and pooler) start from a fixed draw
     source = weights if weights is not None else resolve_base_model(settings.base)
-    model = AutoModelForSequenceClassification.from_pretrained(
+    auto = AutoModelForTokenClassification if task == "token-classification" else AutoModelForSequenceClassification
+    model = auto.from_pretrained(
         source, num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)}, local_files_only=True)
-    return use_mean_pooling(model) if settings.pooling == "mean" else model
+    if task == "text-classification" and settings.pooling == "mean":
+        return use_mean_pooling(model)
+    return model
 
 
 def read_manifest(model_dir: Path) -> ModelManifest:
@@ -126,8 +131,11 @@ def read_manifest(model_dir: Path) -> ModelManifest:
     return records.read(path, ModelManifest)
 
 
-def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start_from: Path | None):
+def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start_from: Path | None,
+                    task: Task = "text-classification"):
     """The model to fine-tune: the base model, or the champion in `start_from` continued.
+
+    `labels` are the classes of a text classifier, or the tags (O, B-X, I-X...) of a token one.
 
     LoRA continues the champion's adapter (and its trained head); full and top-layer fine-tuning
     continue its weights. A LoRA champion can be continued by full or top-layer fine-tuning
@@ -137,6 +145,8 @@ def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start
 
     manifest = read_manifest(start_from) if start_from else None
     kind = manifest.kind if manifest else None
+    if manifest and manifest.task != task:
+        raise ModelError(f"the champion in {start_from} is a {manifest.task} model; this project's task is {task}")
     if manifest and manifest.labels != labels:
         raise ModelError(f"the champion in {start_from} was trained for labels "
                          f"{manifest.labels}, but data.labels is {labels}")
@@ -148,19 +158,20 @@ def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start
         if kind == "full":
             raise ModelError("model.finetune is lora but the champion was saved with full weights; "
                              "continue it with model.finetune: full or top_layers")
-        base = _base_classifier(settings, labels, seed)
+        base = _base_model(settings, labels, seed, task=task)
         if kind == "lora":
             return PeftModel.from_pretrained(base, start_from, is_trainable=True)
-        config = LoraConfig(task_type=TaskType.SEQ_CLS, r=settings.lora.r, lora_alpha=settings.lora.alpha,
+        token = task == "token-classification"
+        config = LoraConfig(task_type=TaskType.TOKEN_CLS if token else TaskType.SEQ_CLS, r=settings.lora.r, lora_alpha=settings.lora.alpha,
                             lora_dropout=settings.lora.dropout,
                             target_modules=list(settings.lora.target_modules),
                             # the head and the freshly initialised pooler must train too
-                            modules_to_save=["classifier"] + (["pooler"] if settings.pooling == "cls" else []))
+                            modules_to_save=["classifier"] + (["pooler"] if settings.pooling == "cls" and not token else []))
         return get_peft_model(base, config)
     if kind == "lora":
-        model = load_classifier(start_from, settings, labels).model.cpu()
+        model = load_weights(start_from, settings, labels).cpu()
     else:
-        model = _base_classifier(settings, labels, seed, weights=start_from if kind == "full" else None)
+        model = _base_model(settings, labels, seed, weights=start_from if kind == "full" else None, task=task)
     if settings.finetune == "top_layers":
         freeze_all_but_top_layers(model, settings.top_layers)
     return model
@@ -181,14 +192,15 @@ def freeze_all_but_top_layers(model: torch.nn.Module, top_layers: int) -> None:
 
 
 def save_model(model, out_dir: Path, settings: ModelSettings, labels: list[str],
-               parent_version: str | None = None, trained_batches: list[str] | None = None) -> ModelManifest:
+               parent_version: str | None = None, trained_batches: list[str] | None = None,
+               task: Task = "text-classification") -> ModelManifest:
     """Save weights as safetensors plus a manifest; LoRA saves only the adapter and trained modules."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     manifest = ModelManifest(kind="lora" if hasattr(model, "peft_config") else "full", base_model=settings.base,
                              labels=labels, pooling=settings.pooling, max_length=settings.max_length,
                              finetune=settings.finetune, parent_version=parent_version,
-                             trained_batches=trained_batches or [])
+                             trained_batches=trained_batches or [], task=task)
     records.write(out_dir / MODEL_MANIFEST, manifest)
     return manifest
 
@@ -238,18 +250,28 @@ class Classifier:
         return [self.labels[i] for i in probabilities.argmax(axis=1)]
 
 
-def load_classifier(model_dir: Path, settings: ModelSettings, labels: list[str] | None = None) -> Classifier:
-    """Load a saved ratchet model for inference (LoRA adapters are merged for speed)."""
+def load_weights(model_dir: Path, settings: ModelSettings, labels: list[str] | None = None) -> torch.nn.Module:
+    """A saved ratchet model of either task, on the CPU, in eval mode (LoRA adapters merged for speed)."""
     from peft import PeftModel
 
     manifest = read_manifest(model_dir)
     labels = labels or manifest.labels
     model_settings = settings.model_copy(update={"base": manifest.base_model, "pooling": manifest.pooling})
     if manifest.kind == "lora":
-        base = _base_classifier(model_settings, labels, seed=0)
+        base = _base_model(model_settings, labels, seed=0, task=manifest.task)
         model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
     else:
-        model = _base_classifier(model_settings, labels, seed=0, weights=model_dir)
-    model.to(pick_device()).eval()
+        model = _base_model(model_settings, labels, seed=0, weights=model_dir, task=manifest.task)
+    return model.eval()
+
+
+def load_classifier(model_dir: Path, settings: ModelSettings, labels: list[str] | None = None) -> Classifier:
+    """Load a saved text classifier for inference, on the GPU when there is one."""
+    manifest = read_manifest(model_dir)
+    if manifest.task != "text-classification":
+        raise ModelError(f"{model_dir} holds a {manifest.task} model, not a text classifier")
+    labels = labels or manifest.labels
+    model = load_weights(model_dir, settings, labels).to(pick_device())
+    model_settings = settings.model_copy(update={"base": manifest.base_model})
     return Classifier(model=model, tokenizer=load_tokenizer(model_settings), labels=list(labels),
                       max_length=manifest.max_length)

@@ -67,6 +67,7 @@ class Miss(_Record):
 
 
 SplitRole = Literal["old", "new", "canary"]
+Task = Literal["text-classification", "token-classification"]   # params.yaml `task`
 
 
 class SplitComparison(_Record):
@@ -147,6 +148,7 @@ class ModelManifest(_Record):
     finetune: str = ""
     parent_version: str | None = None
     trained_batches: list[str] = []          # in a candidate: this step's batches; in a champion: all
+    task: Task = "text-classification"       # token-classification: `labels` are the tags (O, B-X, I-X...)
 
 
 class HistoryStep(_Record):

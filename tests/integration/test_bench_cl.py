@@ -88,3 +88,35 @@ def test_selection_refuses_the_test_split_and_unknown_strategies(tmp_path, tiny_
     assert refused.exit_code == 2 and "never chosen on test splits" in refused.output
     unknown = CliRunner().invoke(app, [*args, "--strategies", "naive,icarl"])
     assert unknown.exit_code == 2 and "icarl" in unknown.output
+
+
+def test_bench_runs_an_entity_stream_in_f1_with_naive_default_and_joint(tmp_path, tiny_model_dir):
+    from tests.unit.test_entity_stream import write_stream
+
+    stream = write_stream(tmp_path, "  - {name: warm, types: [red, green]}\n  - {name: cool, types: [blue]}\n", n=40)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(tiny_model_dir)))
+    out = tmp_path / "out" / "ner.json"
+    result = CliRunner().invoke(app, ["bench", "cl", "--stream-file", str(stream), "--seeds", "0", "--device", "cpu",
+                                      "--params", str(tmp_path / "params.yaml"), "--set", "train.epochs=1",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert payload["task"] == "token-classification" and payload["strategies"] == ["naive", "default", "joint"]
+    runs = {run["strategy"]: run for run in payload["runs"]}
+    warm, cool = (step["train"] for step in payload["steps"])
+    assert warm + cool + payload["test_sentences"] == 40
+    assert runs["naive"]["examples_processed"] == warm + cool
+    assert runs["joint"]["examples_processed"] == warm + (warm + cool)
+    # the default replays earlier sentences next to cool's and counts its pseudo-labels per step
+    [cool_step] = [step for step in runs["default"]["notes"]["pseudo_labels"] if step["step"] == "cool"]
+    assert runs["default"]["examples_processed"] == warm + cool + cool_step["replayed"] and cool_step["replayed"] > 0
+    assert cool_step["distilled_words"] > 0
+    for run in runs.values():
+        assert [sorted(row) for row in run["matrix"]] == [["cool", "warm"]] * 2
+        assert set(run["per_class"]) == {"red", "green", "blue"}
+        assert 0.0 <= run["summary"]["final_macro_f1"] <= 1.0
+    assert payload["summary"]["joint"]["macro_f1_vs_joint"] in (1.0, None)
+    assert "| naive |" in (out.with_suffix(".md")).read_text()
+    refused = CliRunner().invoke(app, ["bench", "cl", "--stream-file", str(stream), "--strategies", "er",
+                                       "--params", str(tmp_path / "params.yaml")])
+    assert refused.exit_code == 2 and "choose from ['naive', 'default', 'joint']" in refused.output

@@ -12,6 +12,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from ratchet.bench.stream_kinds import load_any_stream, run_any_stream, settings_for_stream
+
 bench_app = typer.Typer(help="Measure ratchet: results go to a JSON file (and docs/benchmarks.md by hand).",
                         no_args_is_help=True)
 console = Console()
@@ -38,15 +40,19 @@ def _apply_overrides(raw: dict, assignments: list[str]) -> dict:
 
 
 STRATEGY_HELP = ("Comma-separated: naive, replay, lwf, ewc, l2sp, er, derpp, default, full, top, joint, "
-                 "ncm, tfidf-joint.")
+                 "ncm, tfidf-joint (an entity stream: naive, default, joint). Default: "
+                 "naive,er,derpp,ncm,tfidf-joint,default,joint (an entity stream: naive,default,joint).")
+TEXT_STRATEGIES = "naive,er,derpp,ncm,tfidf-joint,default,joint"
+ENTITY_DEFAULT_STRATEGIES = "naive,default,joint"
 
 
 @bench_app.command("cl")
 def continual_learning(
     stream: Annotated[str, typer.Option(help="Built-in stream(s), comma-separated: bbc-class-incremental, bbc-small-steps, "
-                                             "sentiment-domain-incremental, drug-temporal, ...")] = "bbc-class-incremental",
+                                             "sentiment-domain-incremental, drug-temporal, twitter-ner-incremental "
+                                             "(entities, in F1), ...")] = "bbc-class-incremental",
     stream_file: Annotated[Path | None, typer.Option(help="Your own stream YAML (see ratchet.bench.streams).")] = None,
-    strategies: Annotated[str, typer.Option(help=STRATEGY_HELP)] = "naive,er,derpp,ncm,tfidf-joint,default,joint",
+    strategies: Annotated[str | None, typer.Option(help=STRATEGY_HELP)] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated training seeds.")] = "0,1,2",
     device: Annotated[str, typer.Option(help="auto (GPU when there is one), cpu or cuda.")] = "auto",
     out: Annotated[Path, typer.Option(help="Results JSON (heatmap PNGs are written beside it); with several "
@@ -74,23 +80,36 @@ def continual_learning(
     import torch
 
     from ratchet.bench.cl import ALL_STRATEGIES
+    from ratchet.bench.entity_cl import ENTITY_STRATEGIES
+    from ratchet.bench.entity_stream import is_entity_stream
     from ratchet.bench.selection import GridError, parse_grid
     from ratchet.bench.streams import StreamError, resolve_stream_file
     from ratchet.config import ConfigError
 
     _quiet_bench_logging()
+    try:
+        files = ([resolve_stream_file(None, str(stream_file))] if stream_file else
+                 [resolve_stream_file(name.strip(), None) for name in stream.split(",") if name.strip()])
+    except StreamError as error:
+        console.print(f"[red]{error}")
+        raise typer.Exit(2) from None
+    entity = [is_entity_stream(f) for f in files]
+    if any(entity) and not all(entity):
+        console.print("[red]entity streams (F1) and text streams (accuracy) cannot be selected on or tabled "
+                      "together: run them in separate calls")
+        raise typer.Exit(2)
+    known = list(ENTITY_STRATEGIES) if all(entity) else ALL_STRATEGIES
+    strategies = strategies or (ENTITY_DEFAULT_STRATEGIES if all(entity) else TEXT_STRATEGIES)
     chosen = [s.strip() for s in strategies.split(",") if s.strip()]
-    unknown = [s for s in [*chosen, select_for] if s not in ALL_STRATEGIES]
+    unknown = [s for s in [*chosen, select_for] if s not in known]
     if unknown:
-        console.print(f"[red]unknown strateg{'y' if len(unknown) == 1 else 'ies'} {unknown}; choose from {ALL_STRATEGIES}")
+        console.print(f"[red]unknown strateg{'y' if len(unknown) == 1 else 'ies'} {unknown}; choose from {known}")
         raise typer.Exit(2)
     if select_on not in ("", "validation"):
         console.print(f"[red]--select-on {select_on!r}: the only choice is 'validation' (settings are never chosen "
                       f"on test splits)")
         raise typer.Exit(2)
     try:
-        files = ([resolve_stream_file(None, str(stream_file))] if stream_file else
-                 [resolve_stream_file(name.strip(), None) for name in stream.split(",") if name.strip()])
         points = parse_grid(grid or []) if select_on else []
         base = yaml.safe_load(params.read_text(encoding="utf-8")) if params.is_file() else {}
         base = _apply_overrides(base or {}, set_ or [])
@@ -117,33 +136,23 @@ def _out_for(out: Path, file: Path, streams: int) -> Path:
     return out if streams == 1 else out.with_name(f"{out.stem}.{file.stem}{out.suffix}")
 
 
-def _settings_for(raw: dict, labels: list[str], source: str):
-    from ratchet.config import parse_settings
-
-    raw = yaml.safe_load(yaml.safe_dump(raw))   # a copy: each stream sets its own labels
-    raw.setdefault("data", {})["labels"] = labels   # the stream's classes, not the project's
-    return parse_settings(raw, source=source)
-
-
 def _select(files: list[Path], base: dict, points, strategy: str, seeds: list[int], device,
             max_train_per_step: int | None, train_fraction: float, validation_fraction: float, out: Path):
     """Run `strategy` at every grid point on every stream's validation slices; write and return the pick."""
     import json
 
-    from ratchet.bench.cl import run_stream
     from ratchet.bench.selection import pick, score_point
-    from ratchet.bench.streams import load_stream
 
     if validation_fraction <= 0 or validation_fraction >= 1:
         raise ValueError(f"--validation-fraction {validation_fraction}: must be between 0 and 1")
-    streams = [load_stream(f, max_train_per_step, train_fraction, validation_fraction) for f in files]
+    streams = [load_any_stream(f, max_train_per_step, train_fraction, validation_fraction) for f in files]
     scores = []
     for point in points:
         raw = _apply_overrides(yaml.safe_load(yaml.safe_dump(base)), [f"{k}={v}" for k, v in point.overrides])
         runs = {}
         for loaded in streams:
-            settings = _settings_for(raw, loaded.labels, f"params + --set + --grid {point.label}")
-            runs[loaded.name] = [run_stream(loaded, settings, strategy, seed, device, evaluate_on="validation")
+            settings = settings_for_stream(raw, loaded, f"params + --set + --grid {point.label}")
+            runs[loaded.name] = [run_any_stream(loaded, settings, strategy, seed, device, evaluate_on="validation")
                                  for seed in seeds]
         scores.append(score_point(point, runs))
         console.print(f"selection: {point.label}: validation average accuracy {scores[-1].score:.4f}, "
@@ -165,27 +174,33 @@ def _select(files: list[Path], base: dict, points, strategy: str, seeds: list[in
 
 def _run_tables(file: Path, base: dict, chosen: list[str], seed_list: list[int], target, max_train_per_step,
                 train_fraction: float, out: Path, overrides: list[str], selected: bool) -> None:
-    from ratchet.bench.cl import run_stream
+    from ratchet.bench.entity_cl import entity_markdown_table, write_entity_results
+    from ratchet.bench.entity_stream import EntityStream
     from ratchet.bench.results import write_results
-    from ratchet.bench.streams import load_stream
 
-    loaded = load_stream(file, max_train_per_step, train_fraction)
-    settings = _settings_for(base, loaded.labels, "params.yaml (+ --set)")
-    console.print(loaded.describe())
+    loaded = load_any_stream(file, max_train_per_step, train_fraction)
+    entity = isinstance(loaded, EntityStream)
+    writer = write_entity_results if entity else write_results
+    settings = settings_for_stream(base, loaded, "params.yaml (+ --set)")
+    console.print(loaded.describe(), markup=False)
     results, payload = [], None
     for seed in seed_list:
         for strategy in chosen:
-            results.append(run_stream(loaded, settings, strategy, seed, target))
+            results.append(run_any_stream(loaded, settings, strategy, seed, target))
             # write after every run: a long benchmark that is stopped keeps what it measured
-            payload = write_results(out, loaded, settings, chosen, results, target,
-                                    {"seeds": seed_list, "max_train_per_step": max_train_per_step,
-                                     "train_fraction": train_fraction, "overrides": overrides,
-                                     "selected_on_validation": selected})
+            payload = writer(out, loaded, settings, chosen, results, target,
+                             {"seeds": seed_list, "max_train_per_step": max_train_per_step,
+                              "train_fraction": train_fraction, "overrides": overrides,
+                              "selected_on_validation": selected})
     if payload is None:
         return
-    _print_table(payload)
+    table = entity_markdown_table(payload) if entity else markdown_table(payload)
+    if entity:
+        console.print(table, markup=False)
+    else:
+        _print_table(payload)
     markdown = out.with_suffix(".md")
-    markdown.write_text(markdown_table(payload), encoding="utf-8")
+    markdown.write_text(table, encoding="utf-8")
     console.print(f"results: {out} (table for docs/benchmarks.md: {markdown})")
 
 
@@ -289,7 +304,7 @@ def training_speed(
     logging.getLogger("ratchet").setLevel(logging.WARNING)
     base = yaml.safe_load(params.read_text(encoding="utf-8")) if params.is_file() else {}
     try:
-        settings = _settings_for(_apply_overrides(base or {}, set_ or []), LABELS, "params.yaml (+ --set)")
+        settings = settings_for_stream(_apply_overrides(base or {}, set_ or []), LABELS, "params.yaml (+ --set)")
     except ConfigError as error:
         console.print(f"[red]{error}")
         raise typer.Exit(2) from None

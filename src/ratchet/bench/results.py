@@ -77,7 +77,7 @@ def aggregate(results: list[RunResult]) -> dict[str, dict]:
     joint = table.get("joint")
     for row in table.values():
         row["ratio_to_joint"] = (row["average_accuracy"]["mean"] / joint["average_accuracy"]["mean"]
-                                 if joint else None)
+                                 if joint and joint["average_accuracy"]["mean"] else None)
         row["newest_vs_joint"] = (row["newest_step_accuracy"]["mean"] / joint["newest_step_accuracy"]["mean"]
                                   if joint and joint["newest_step_accuracy"]["mean"] else None)
         row["examples_vs_joint"] = row["examples_processed"] / joint["examples_processed"] if joint else None
