@@ -1,6 +1,8 @@
 """Learning entities on a tiny random BERT: a tagger memorises its sentences, and an increment that
 brings a new type keeps the old ones through pseudo-labels, replay and distillation (naively it does not)."""
 
+import copy
+
 import pytest
 
 from ratchet import modeling
@@ -8,7 +10,15 @@ from ratchet.config import ContinualSettings
 from ratchet.entities.increment import SentenceMemory, learn_entity_increment
 from ratchet.entities.metrics import entity_scores
 from ratchet.entities.tagger import Tagger, load_tagger
-from tests.unit.test_entity_model import TAGS, TASK, TRAIN, TYPES, _fit, settings_for, tagged_sentences
+from tests.unit.test_entity_model import (
+    TAGS,
+    TASK,
+    TRAIN,
+    TYPES,
+    _fit,
+    settings_for,
+    tagged_sentences,
+)
 
 
 def test_a_tiny_tagger_memorises_its_entities_and_reloads_identically(tiny_model_dir, tmp_path):
@@ -47,12 +57,13 @@ def test_an_increment_pseudo_labels_the_old_types_and_keeps_them(tiny_model_dir)
                            pseudo_labels={"threshold": 0.5})
     off = ContinualSettings(replay={"selection": "none"}, distillation={"weight": 0.0},
                             pseudo_labels={"enabled": False})
+    champion = modeling.build_trainable(model_settings, TAGS, seed=0, start_from=None, task=TASK)
+    _, trained = learn_entity_increment(champion, tokenizer, first, first.iloc[:0], TAGS, [], off, TRAIN, 48)
+    memory = SentenceMemory(per_type=30)
+    memory.add(trained, ["red", "green"])
     results = {}
     for name, continual in (("retained", on), ("naive", off)):
-        model = modeling.build_trainable(model_settings, TAGS, seed=0, start_from=None, task=TASK)
-        _, trained = learn_entity_increment(model, tokenizer, first, first.iloc[:0], TAGS, [], continual, TRAIN, 48)
-        memory = SentenceMemory(per_type=30)
-        memory.add(trained, ["red", "green"])
+        model = copy.deepcopy(champion)
         replayed = memory.sample(10, seed=0) if name == "retained" else first.iloc[:0]
         report, _ = learn_entity_increment(model, tokenizer, second_as_given, replayed, TAGS, ["red", "green"],
                                            continual, TRAIN, 48)

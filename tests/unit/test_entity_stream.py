@@ -2,7 +2,12 @@
 
 import pytest
 
-from ratchet.bench.entity_stream import assign_to_steps, is_entity_stream, load_entity_stream, sentence_types
+from ratchet.bench.entity_stream import (
+    assign_to_steps,
+    is_entity_stream,
+    load_entity_stream,
+    sentence_types,
+)
 from ratchet.bench.streams import StreamError, builtin_streams
 from tests.unit.test_entity_model import tagged_sentences
 
