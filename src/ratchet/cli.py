@@ -21,10 +21,12 @@ from ratchet.cli_support import (
 from ratchet.cli_support import setup as _setup
 from ratchet.offline import configure_offline
 from ratchet.paths import ProjectPaths
+from ratchet.predict_command import predict
 
 app = typer.Typer(help="Keep a text classifier learning from new labeled batches without forgetting.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(bench_app, name="bench")
+app.command()(predict)
 for command in batch_commands:
     app.command()(command)
 
@@ -361,27 +363,6 @@ def drift(files: Annotated[list[Path], typer.Argument(help="Batch files (CSV, Pa
     if as_json:
         json.dump(results, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
-
-
-@app.command()
-def predict(texts: Annotated[list[str], typer.Argument(help="One or more texts to classify.")],
-            project: ProjectOption = Path(".")) -> None:
-    """Classify texts with the champion in data/champion (offline), with its class probabilities."""
-    _setup()
-    from ratchet import modeling, store
-
-    paths = ProjectPaths.at(project)
-    settings = load_project_or_exit(paths.root, step="`ratchet predict`").settings
-    manifest = store.champion_manifest(paths)
-    if manifest is None:
-        console.print("[red]no champion yet[/]: run `ratchet demo` or `ratchet run` first")
-        raise typer.Exit(2)
-    classifier = modeling.load_classifier(paths.champion, settings.model)
-    for text, row in zip(texts, classifier.predict_proba(texts)):
-        ranked = sorted(zip(classifier.labels, row), key=lambda item: -item[1])
-        console.print(f"[bold]{ranked[0][0]}[/] ({ranked[0][1]:.2f})  "
-                      + ", ".join(f"{label} {p:.2f}" for label, p in ranked[1:3])
-                      + f"  <- {text[:80]!r}  [dim]champion v{manifest.version}[/]")
 
 
 if __name__ == "__main__":

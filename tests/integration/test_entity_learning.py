@@ -42,6 +42,42 @@ def test_a_tiny_tagger_memorises_its_entities_and_reloads_identically(tiny_model
         modeling.load_classifier(tmp_path / "tagger", model_settings)
 
 
+def test_predict_returns_the_token_champions_spans_and_refuses_a_champion_of_the_other_task(tiny_model_dir, tmp_path):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from ratchet import store
+    from ratchet.cli import app
+    from ratchet.paths import ProjectPaths
+    from ratchet.records import ChampionManifest
+
+    paths = ProjectPaths.at(tmp_path)
+    model_settings = settings_for(tiny_model_dir)
+    params = {"task": TASK, "data": {"entity_types": TYPES}, "model": model_settings.model_dump()}
+    paths.params.write_text(yaml.safe_dump(params))
+    model = modeling.build_trainable(model_settings, TAGS, seed=0, start_from=None, task=TASK)
+    data = tagged_sentences(32, seed=1)
+    _fit(model, modeling.load_tokenizer(model_settings), data, TRAIN)
+    saved = modeling.save_model(model, tmp_path / "candidate", model_settings, TAGS, task=TASK)
+    store.install_champion(paths, tmp_path / "candidate",
+                           ChampionManifest(**saved.model_dump(), version="3", run_id="r"))
+    sentence = data.iloc[0]
+    result = CliRunner().invoke(app, ["predict", " ".join(sentence["tokens"]), "--json", "--project", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    [answer] = json.loads(result.stdout)
+    assert answer["champion"] == "3" and answer["words"] == list(sentence["tokens"])
+    expected = [t[2:] for t in sentence["tags"] if t.startswith("B-")]
+    assert [e["type"] for e in answer["entities"]] == expected
+    assert all(" ".join(answer["words"][e["start"]:e["end"]]) == e["text"] for e in answer["entities"])
+
+    text_params = {"data": {"labels": ["a", "b"]}, "model": model_settings.model_dump()}
+    paths.params.write_text(yaml.safe_dump(text_params))
+    refused = CliRunner().invoke(app, ["predict", "hello", "--project", str(tmp_path)])
+    assert refused.exit_code == 2 and "is a token-classification model" in " ".join(refused.output.split())
+
+
 def test_an_increment_pseudo_labels_the_old_types_and_keeps_them(tiny_model_dir):
     """Step 1 learns red and green; step 2's sentences tag only blue (their red and green entities
     are O). With pseudo-labels, replay and distillation the model still tags step 1's sentences;

@@ -1,5 +1,6 @@
-"""task: token-classification today: `ratchet validate` judges CoNLL and JSON Lines batches; the
-steps that handle text classification only refuse the project with a clear error."""
+"""task: token-classification today: `ratchet validate` judges CoNLL and JSON Lines batches, `ratchet
+predict` tags with a token champion; the steps that handle text classification only refuse the
+project with a clear error."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ def test_validate_judges_token_batches_and_names_the_sentence_and_token(tmp_path
 
 def test_steps_that_do_text_classification_refuse_a_token_project(tmp_path):
     _project(tmp_path)
-    for command in (["run"], ["predict", "hello"], ["drift", "x.csv"]):
+    for command in (["run"], ["drift", "x.csv"]):
         result = CliRunner().invoke(app, [*command, "--project", str(tmp_path)])
         assert result.exit_code == 2, (command, result.output)
         assert "task: token-classification" in result.output and "ratchet validate" in result.output
+    no_champion = CliRunner().invoke(app, ["predict", "Ada sleeps", "--project", str(tmp_path)])
+    assert no_champion.exit_code == 2 and "no champion yet" in no_champion.output

@@ -8,6 +8,7 @@ entity is read as B-X), so every prediction has spans.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from ratchet import modeling
 from ratchet.config import ModelSettings
 from ratchet.entities.alignment import EncodedSentence, encode_words
 from ratchet.entities.tags import OUTSIDE, EntitySpan, repair, spans
+
+
+# A text typed by a person becomes words the way annotated corpora split them: URLs, @mentions and
+# #hashtags whole, words with inner apostrophes or hyphens whole, every other punctuation mark alone.
+_WORD = re.compile(r"https?://\S+|[@#]\w+|\w+(?:['’-]\w+)*|[^\w\s]")
+
+
+def split_words(text: str) -> list[str]:
+    return _WORD.findall(text)
 
 
 @dataclass(frozen=True)
