@@ -193,14 +193,14 @@ def freeze_all_but_top_layers(model: torch.nn.Module, top_layers: int) -> None:
 
 def save_model(model, out_dir: Path, settings: ModelSettings, labels: list[str],
                parent_version: str | None = None, trained_batches: list[str] | None = None,
-               task: Task = "text-classification") -> ModelManifest:
+               task: Task = "text-classification", entity_types: list[str] | None = None) -> ModelManifest:
     """Save weights as safetensors plus a manifest; LoRA saves only the adapter and trained modules."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     manifest = ModelManifest(kind="lora" if hasattr(model, "peft_config") else "full", base_model=settings.base,
                              labels=labels, pooling=settings.pooling, max_length=settings.max_length,
                              finetune=settings.finetune, parent_version=parent_version,
-                             trained_batches=trained_batches or [], task=task)
+                             trained_batches=trained_batches or [], task=task, entity_types=entity_types or [])
     records.write(out_dir / MODEL_MANIFEST, manifest)
     return manifest
 

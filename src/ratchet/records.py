@@ -149,6 +149,8 @@ class ModelManifest(_Record):
     parent_version: str | None = None
     trained_batches: list[str] = []          # in a candidate: this step's batches; in a champion: all
     task: Task = "text-classification"       # token-classification: `labels` are the tags (O, B-X, I-X...)
+    entity_types: list[str] = []             # token-classification: the types learned so far (the others
+                                             # are never answered); [] in a text classifier
 
 
 class HistoryStep(_Record):

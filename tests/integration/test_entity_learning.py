@@ -94,14 +94,15 @@ def test_an_increment_pseudo_labels_the_old_types_and_keeps_them(tiny_model_dir)
     off = ContinualSettings(replay={"selection": "none"}, distillation={"weight": 0.0},
                             pseudo_labels={"enabled": False})
     champion = modeling.build_trainable(model_settings, TAGS, seed=0, start_from=None, task=TASK)
-    _, trained = learn_entity_increment(champion, tokenizer, first, first.iloc[:0], TAGS, [], off, TRAIN, 48)
+    _, trained = learn_entity_increment(champion, tokenizer, first, first.iloc[:0], TAGS, [], ["red", "green"],
+                                        off, TRAIN, 48)
     memory = SentenceMemory(per_type=30)
     memory.add(trained, ["red", "green"])
     results = {}
     for name, continual in (("retained", on), ("naive", off)):
         model = copy.deepcopy(champion)
         replayed = memory.sample(10, seed=0) if name == "retained" else first.iloc[:0]
-        report, _ = learn_entity_increment(model, tokenizer, second_as_given, replayed, TAGS, ["red", "green"],
+        report, _ = learn_entity_increment(model, tokenizer, second_as_given, replayed, TAGS, ["red", "green"], ["blue"],
                                            continual, TRAIN, 48)
         tagger = Tagger(model, tokenizer, TAGS, 48)
         old = entity_scores(list(first["tags"]), tagger.predict(list(first["tokens"])), ["red", "green"])

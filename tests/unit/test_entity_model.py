@@ -14,7 +14,7 @@ from ratchet.entities.fit import fit_tags
 from ratchet.entities.increment import pseudo_label
 from ratchet.entities.metrics import entity_scores
 from ratchet.entities.tagger import Tagger, load_tagger
-from ratchet.entities.tags import tag_set
+from ratchet.entities.tags import active_tags, tag_set
 from tests.conftest import CLASS_WORDS, FILLER
 
 TYPES = ["red", "green", "blue"]
@@ -86,6 +86,26 @@ def test_a_text_champion_cannot_be_continued_as_a_tagger(tiny_model_dir, tmp_pat
     modeling.save_model(text, tmp_path / "text", model_settings, TAGS)
     with pytest.raises(modeling.ModelError, match="text-classification model"):
         modeling.build_trainable(model_settings, TAGS, seed=0, start_from=tmp_path / "text", task=TASK)
+
+
+def test_tags_of_types_not_learned_yet_are_never_answered_and_get_no_gradient(tiny_model_dir):
+    model_settings = settings_for(tiny_model_dir)
+    model = modeling.build_trainable(model_settings, TAGS, seed=0, start_from=None, task=TASK)
+    tokenizer = modeling.load_tokenizer(model_settings)
+    active = active_tags(TAGS, ["red"])
+    assert active == [True, True, True, False, False, False, False]
+    data = tagged_sentences(8, seed=1, types=["red"])
+    head = model.classifier.weight.detach().clone()
+    index = {tag: i for i, tag in enumerate(TAGS)}
+    encoded = encode_words(tokenizer, list(data["tokens"]), 48)
+    fit_tags(model, tokenizer, encoded, [[index[t] for t in tags] for tags in data["tags"]],
+             TRAIN.model_copy(update={"epochs": 1, "weight_decay": 0.0}), active=active)
+    moved = (model.classifier.weight.detach() - head).abs().sum(dim=1)
+    assert (moved[:3] > 0).all() and (moved[3:] == 0).all()      # green and blue rows untouched
+    probabilities = Tagger(model, tokenizer, TAGS, 48, active=active).word_probabilities(list(data["tokens"]))
+    assert all(p[:, 3:].max() == 0.0 for p in probabilities)
+    assert {t for tags in Tagger(model, tokenizer, TAGS, 48, active=active).predict(list(data["tokens"]))
+            for t in tags} <= {"O", "B-red", "I-red"}
 
 
 def test_pseudo_labels_fill_only_confident_old_types_on_o_words():

@@ -33,7 +33,7 @@ from ratchet.config import Settings
 from ratchet.entities.increment import SentenceMemory, learn_entity_increment
 from ratchet.entities.metrics import EntityScores, entity_scores, only_types
 from ratchet.entities.tagger import Tagger
-from ratchet.entities.tags import tag_set
+from ratchet.entities.tags import active_tags, tag_set
 from ratchet.evaluation import matrix_summary
 from ratchet.plots import accuracy_heatmap
 
@@ -81,16 +81,16 @@ def run_entity_stream(stream: EntityStream, settings: Settings, strategy: str, s
     def fresh_model():
         return modeling.build_trainable(chosen.model, tags, seed, start_from=None, task=TASK).to(device)
 
-    def scores(model, types: list[str]) -> EntityScores:
-        predicted = Tagger(model, tokenizer, tags, max_length).predict(list(sentences["tokens"]), eval_batch_size)
-        return entity_scores(list(sentences["tags"]), predicted, types)
+    def scores(model, types: list[str], learned: list[str]) -> EntityScores:
+        tagger = Tagger(model, tokenizer, tags, max_length, active=active_tags(tags, learned))
+        return entity_scores(list(sentences["tags"]), tagger.predict(list(sentences["tokens"]), eval_batch_size), types)
 
-    def row(model) -> dict[str, float]:
-        everything = scores(model, stream.entity_types)
+    def row(model, learned: list[str]) -> dict[str, float]:
+        everything = scores(model, stream.entity_types, learned)
         return {step.name: everything.macro_over(step.types) for step in stream.steps}
 
     model = fresh_model()
-    baseline = row(model)
+    baseline = row(model, stream.entity_types)   # the untrained head, every tag allowed
     replay = chosen.continual.replay
     memory = SentenceMemory(per_type=max(1, replay.buffer_size // len(stream.entity_types)), seed=seed)
     matrix, processed, pseudo = [], 0, []
@@ -101,22 +101,22 @@ def run_entity_stream(stream: EntityStream, settings: Settings, strategy: str, s
             known = set(stream.types_until(index))
             seen = pd.concat([s.gold for s in stream.steps[:index + 1]], ignore_index=True)
             seen = seen.assign(tags=[only_types(t, known) for t in seen["tags"]])
-            report, _ = learn_entity_increment(model, tokenizer, seen, seen.iloc[:0], tags, [], chosen.continual,
-                                               chosen.train, max_length)
+            report, _ = learn_entity_increment(model, tokenizer, seen, seen.iloc[:0], tags, [], sorted(known),
+                                               chosen.continual, chosen.train, max_length)
         else:
             per_type = replay.per_old_class(len(step.train), len(step.types), len(old))
             replayed = memory.sample(per_type, seed + index) if per_type else step.train.iloc[:0]
-            report, trained = learn_entity_increment(model, tokenizer, step.train, replayed, tags, old,
+            report, trained = learn_entity_increment(model, tokenizer, step.train, replayed, tags, old, step.types,
                                                      chosen.continual, chosen.train, max_length)
             memory.add(trained, step.types)
             pseudo.append({"step": step.name, "words": report.pseudo_labels.words,
                            "sentences": report.pseudo_labels.sentences, "entities": report.pseudo_labels.entities,
                            "replayed": report.replayed, "distilled_words": report.distilled_words})
         processed += report.examples_processed
-        matrix.append(row(model))
+        matrix.append(row(model, stream.types_until(index)))
         log.info("bench: %s seed %d after %s: %s", strategy, seed, step.name,
                  ", ".join(f"{k} {v:.3f}" for k, v in matrix[-1].items()))
-    final = scores(model, stream.entity_types)
+    final = scores(model, stream.entity_types, stream.entity_types)
     summary = matrix_summary(matrix, {s.name: i for i, s in enumerate(stream.steps)}, baseline)
     summary.update(newest_step_accuracy=matrix[-1][stream.steps[-1].name], final_micro_f1=final.micro_f1,
                    final_macro_f1=final.macro_f1)

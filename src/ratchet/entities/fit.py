@@ -38,9 +38,19 @@ def _padded(rows: list[list[int]], fill: int, device) -> torch.Tensor:
     return torch.tensor([r + [fill] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
 
 
+def mask_inactive(logits: torch.Tensor, active: list[bool] | None) -> torch.Tensor:
+    """Logits with the tags the model may not answer pushed out of the softmax (see tags.active_tags)."""
+    if active is None or all(active):
+        return logits
+    allowed = torch.tensor(active, device=logits.device)
+    return logits.masked_fill(~allowed, torch.finfo(logits.dtype).min / 2)
+
+
 def fit_tags(model: torch.nn.Module, tokenizer, encoded: list[EncodedSentence], word_tag_ids: list[list[int]],
-             settings: TrainSettings, distillation: DistillationTargets | None = None) -> TrainReport:
-    """Fine-tune `model` in place with AdamW and a linear warm-up; one example is one sentence."""
+             settings: TrainSettings, distillation: DistillationTargets | None = None,
+             active: list[bool] | None = None) -> TrainReport:
+    """Fine-tune `model` in place with AdamW and a linear warm-up; one example is one sentence.
+    `active` (per tag) keeps the tags of types not learned yet out of the softmax."""
     if not encoded:
         raise ValueError("nothing to train on: the training mix has no sentences")
     torch.manual_seed(settings.seed)
@@ -63,7 +73,7 @@ def fit_tags(model: torch.nn.Module, tokenizer, encoded: list[EncodedSentence], 
             idx = order[start:start + settings.batch_size]
             batch = tokenizer.pad({"input_ids": [encoded[i].input_ids for i in idx]}, return_tensors="pt").to(device)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = model(**batch).logits.float()
+                logits = mask_inactive(model(**batch).logits.float(), active)
             target = _padded([labels[i] for i in idx], IGNORE, device)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE)
             if distillation is not None and distillation.weight > 0:

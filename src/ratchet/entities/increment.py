@@ -26,7 +26,7 @@ from ratchet.config import ContinualSettings, TrainSettings
 from ratchet.entities.alignment import encode_words
 from ratchet.entities.fit import DistillationTargets, fit_tags
 from ratchet.entities.tagger import word_logits
-from ratchet.entities.tags import OUTSIDE, repair, split_tag
+from ratchet.entities.tags import OUTSIDE, active_tags, repair, split_tag
 from ratchet.training.loop import TrainReport
 
 log = logging.getLogger("ratchet")
@@ -105,14 +105,17 @@ class SentenceMemory:
 
 
 def learn_entity_increment(model: torch.nn.Module, tokenizer, new: pd.DataFrame, replayed: pd.DataFrame,
-                           tag_names: list[str], old_types: list[str], continual: ContinualSettings,
-                           train: TrainSettings, max_length: int) -> tuple[EntityIncrementReport, pd.DataFrame]:
-    """Train `model` (the champion, or a fresh model when `old_types` is empty) in place.
+                           tag_names: list[str], old_types: list[str], new_types: list[str],
+                           continual: ContinualSettings, train: TrainSettings,
+                           max_length: int) -> tuple[EntityIncrementReport, pd.DataFrame]:
+    """Train `model` (the champion, or a fresh model when `old_types` is empty) in place on the
+    batch `new`, which tags `new_types`; the tags of types in neither list stay out of the softmax.
 
     Returns the report and the new sentences with the tags they were trained on (pseudo-labels in)."""
     encoded_new = encode_words(tokenizer, list(new["tokens"]), max_length)
     knows_old = bool(old_types)
-    champion_new = word_logits(model, tokenizer, encoded_new) if knows_old else []
+    champion_active = active_tags(tag_names, old_types)
+    champion_new = word_logits(model, tokenizer, encoded_new, active=champion_active) if knows_old else []
     tags = list(new["tags"])
     counts = PseudoLabelCounts()
     if knows_old and continual.pseudo_labels.enabled:
@@ -128,12 +131,14 @@ def learn_entity_increment(model: torch.nn.Module, tokenizer, new: pd.DataFrame,
 
     distillation, distilled = None, 0
     if knows_old and continual.distillation.weight > 0:
-        champion_mix = champion_new + (word_logits(model, tokenizer, encoded[len(encoded_new):]) if len(replayed) else [])
+        champion_mix = champion_new + (word_logits(model, tokenizer, encoded[len(encoded_new):], active=champion_active)
+                                       if len(replayed) else [])
         # distil where the batch itself said `O` (new rows) and on every `O` of replayed rows
         original = list(new["tags"]) + list(replayed["tags"])
         words = [[tag == OUTSIDE for tag in sentence] for sentence in original]
         distilled = sum(sum(w[:len(e.first_pieces)]) for w, e in zip(words, encoded))
         distillation = DistillationTargets(champion_mix, words, continual.distillation.weight,
                                            continual.distillation.temperature)
-    report = fit_tags(model, tokenizer, encoded, word_tag_ids, train, distillation)
+    report = fit_tags(model, tokenizer, encoded, word_tag_ids, train, distillation,
+                      active=active_tags(tag_names, [*old_types, *new_types]))
     return EntityIncrementReport(report, counts, replayed=len(replayed), distilled_words=distilled), trained_new

@@ -18,8 +18,8 @@ import torch
 from ratchet import modeling
 from ratchet.config import ModelSettings
 from ratchet.entities.alignment import EncodedSentence, encode_words
-from ratchet.entities.tags import OUTSIDE, EntitySpan, repair, spans
-
+from ratchet.entities.fit import mask_inactive
+from ratchet.entities.tags import OUTSIDE, EntitySpan, active_tags, repair, spans
 
 # A text typed by a person becomes words the way annotated corpora split them: URLs, @mentions and
 # #hashtags whole, words with inner apostrophes or hyphens whole, every other punctuation mark alone.
@@ -37,9 +37,9 @@ class ScoredSpan:
 
 
 def word_logits(model: torch.nn.Module, tokenizer, encoded: list[EncodedSentence],
-                batch_size: int = 64) -> list[torch.Tensor]:
+                batch_size: int = 64, active: list[bool] | None = None) -> list[torch.Tensor]:
     """Per sentence, the logits at each kept word's first sub-token (words x tags, fp32, on the CPU),
-    computed without gradients in length-sorted batches."""
+    computed without gradients in length-sorted batches; tags not `active` are masked out."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -49,7 +49,7 @@ def word_logits(model: torch.nn.Module, tokenizer, encoded: list[EncodedSentence
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             batch = tokenizer.pad({"input_ids": [encoded[i].input_ids for i in idx]}, return_tensors="pt").to(device)
-            logits = model(**batch).logits.float().cpu()
+            logits = mask_inactive(model(**batch).logits.float(), active).cpu()
             for row, i in enumerate(idx):
                 out[i] = logits[row, encoded[i].first_pieces]
     model.train(was_training)
@@ -62,13 +62,14 @@ class Tagger:
     tokenizer: object
     tags: list[str]
     max_length: int
+    active: list[bool] | None = None      # per tag: may it be answered (None: every tag)
 
     def word_probabilities(self, sentences: list[list[str]], batch_size: int = 64) -> list[np.ndarray]:
         """Per sentence, words x tags probabilities; words cut off at max_length are certain `O`."""
         encoded = encode_words(self.tokenizer, sentences, self.max_length)
         out = []
         outside = self.tags.index(OUTSIDE)
-        for sentence, logits in zip(encoded, word_logits(self.model, self.tokenizer, encoded, batch_size)):
+        for sentence, logits in zip(encoded, word_logits(self.model, self.tokenizer, encoded, batch_size, self.active)):
             probabilities = np.zeros((sentence.words, len(self.tags)), dtype=np.float32)
             probabilities[:, outside] = 1.0
             probabilities[:len(sentence.first_pieces)] = torch.softmax(logits, dim=-1).numpy()
@@ -99,4 +100,6 @@ def load_tagger(model_dir: Path, settings: ModelSettings) -> Tagger:
         raise modeling.ModelError(f"{model_dir} holds a {manifest.task} model, not an entity tagger")
     model = modeling.load_weights(model_dir, settings).to(modeling.pick_device())
     tokenizer = modeling.load_tokenizer(settings.model_copy(update={"base": manifest.base_model}))
-    return Tagger(model=model, tokenizer=tokenizer, tags=list(manifest.labels), max_length=manifest.max_length)
+    active = active_tags(list(manifest.labels), manifest.entity_types) if manifest.entity_types else None
+    return Tagger(model=model, tokenizer=tokenizer, tags=list(manifest.labels), max_length=manifest.max_length,
+                  active=active)

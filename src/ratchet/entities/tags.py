@@ -35,6 +35,16 @@ def tag_set(entity_types: list[str]) -> list[str]:
     return [OUTSIDE] + [f"{prefix}-{kind}" for kind in entity_types for prefix in ("B", "I")]
 
 
+def active_tags(tag_names: list[str], known_types: list[str] | set[str]) -> list[bool]:
+    """Per tag: may the model answer it? `O` and the tags of the types it has learned (or is learning).
+
+    The head has a row for every declared type from the start, but a type not met yet is kept out
+    of the softmax (an expanding head, as in ExtendNER and CFNER): otherwise every step before its
+    own teaches its logits down, and its step must first undo that."""
+    known = set(known_types)
+    return [tag == OUTSIDE or split_tag(tag)[1] in known for tag in tag_names]
+
+
 @dataclass(frozen=True)
 class TagProblem:
     position: int        # 0-based token index in the sentence
