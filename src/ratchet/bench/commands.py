@@ -12,7 +12,11 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from ratchet.bench.stream_kinds import load_any_stream, run_any_stream, settings_for_stream
+from ratchet.bench.stream_kinds import (
+    load_any_stream,
+    run_any_stream,
+    settings_for_stream,
+)
 
 bench_app = typer.Typer(help="Measure ratchet: results go to a JSON file (and docs/benchmarks.md by hand).",
                         no_args_is_help=True)

@@ -18,7 +18,6 @@ Strategies (over the project's params.yaml):
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -28,14 +27,13 @@ import torch
 
 from ratchet import modeling
 from ratchet.bench.entity_stream import EntityStream
-from ratchet.bench.results import RunResult, aggregate, environment
+from ratchet.bench.results import RunResult, aggregate, environment, save_payload
 from ratchet.config import Settings
 from ratchet.entities.increment import SentenceMemory, learn_entity_increment
 from ratchet.entities.metrics import EntityScores, entity_scores, only_types
 from ratchet.entities.tagger import Tagger
 from ratchet.entities.tags import active_tags, tag_set
 from ratchet.evaluation import matrix_summary
-from ratchet.plots import accuracy_heatmap
 
 log = logging.getLogger("ratchet")
 
@@ -154,16 +152,8 @@ def write_entity_results(out: Path, stream: EntityStream, settings: Settings, st
                      "continual": settings.continual.model_dump()},
         "summary": aggregate_entities(results), "runs": [r.to_dict() for r in results],
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
-    names = [s.name for s in stream.steps]
-    for strategy in strategies:
-        first = next((r for r in results if r.strategy == strategy), None)
-        if first is not None:
-            accuracy_heatmap([f"after {s}" for s in names], names, first.matrix,
-                             f"{stream.name}: {strategy} (seed {first.seed}), macro F1",
-                             out.with_name(f"{out.stem}.{strategy}.png"))
-    return payload
+    return save_payload(out, payload, stream.name, [s.name for s in stream.steps], strategies, results,
+                        metric=", macro F1")
 
 
 def entity_markdown_table(payload: dict) -> str:

@@ -111,13 +111,18 @@ def write_results(out: Path, stream: Stream, settings: Settings, strategies: lis
                      "continual": settings.continual.model_dump()},
         "summary": aggregate(results), "runs": [r.to_dict() for r in results],
     }
+    return save_payload(out, payload, stream.name, [s.name for s in stream.steps], strategies, results)
+
+
+def save_payload(out: Path, payload: dict, stream_name: str, steps: list[str], strategies: list[str],
+                 results: list[RunResult], metric: str = "") -> dict:
+    """Write the results JSON and, per strategy, its first seed's matrix as a heatmap PNG beside it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
-    steps = [s.name for s in stream.steps]
     for strategy in strategies:
         first = next((r for r in results if r.strategy == strategy), None)
         if first is not None:
             accuracy_heatmap([f"after {s}" for s in steps], steps, first.matrix,
-                             f"{stream.name}: {strategy} (seed {first.seed})",
+                             f"{stream_name}: {strategy} (seed {first.seed}){metric}",
                              out.with_name(f"{out.stem}.{strategy}.png"))
     return payload

@@ -8,17 +8,15 @@ has one row per sub-token. The optimiser, schedule, seeding and precision are th
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformers import get_linear_schedule_with_warmup
 
 from ratchet.config import TrainSettings
 from ratchet.entities.alignment import IGNORE, EncodedSentence, piece_labels
-from ratchet.training.loop import TrainReport, autocast_dtype
+from ratchet.training.loop import TrainReport, autocast_dtype, optimizer_and_schedule
 
 log = logging.getLogger("ratchet")
 
@@ -56,11 +54,7 @@ def fit_tags(model: torch.nn.Module, tokenizer, encoded: list[EncodedSentence], 
     torch.manual_seed(settings.seed)
     device = next(model.parameters()).device
     labels = [piece_labels(sentence, ids[:len(sentence.first_pieces)]) for sentence, ids in zip(encoded, word_tag_ids)]
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    steps_per_epoch = math.ceil(len(encoded) / settings.batch_size)
-    total_steps = steps_per_epoch * settings.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * settings.warmup_ratio), total_steps)
+    trainable, optimizer, scheduler = optimizer_and_schedule(model, settings, len(encoded))
     generator = torch.Generator().manual_seed(settings.seed)
     dtype = autocast_dtype(device, settings.precision)
 

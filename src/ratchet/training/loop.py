@@ -55,6 +55,16 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return None
 
 
+def optimizer_and_schedule(model: torch.nn.Module, settings: TrainSettings, examples: int):
+    """The trainable parameters, AdamW on them and transformers' linear warm-up then decay over
+    every step of `settings.epochs` epochs of `examples` examples."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    total_steps = math.ceil(examples / settings.batch_size) * settings.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * settings.warmup_ratio), total_steps)
+    return trainable, optimizer, scheduler
+
+
 def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int],
         settings: TrainSettings, max_length: int, show_progress: bool = True,
         example_weights: torch.Tensor | None = None,
@@ -70,11 +80,9 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
     encoded = encode(tokenizer, texts, max_length)
     device = next(model.parameters()).device
     labels = torch.tensor(label_ids, dtype=torch.long, device=device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    trainable, optimizer, scheduler = optimizer_and_schedule(model, settings, len(texts))
     steps_per_epoch = math.ceil(len(texts) / settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * settings.warmup_ratio), total_steps)
     generator = torch.Generator().manual_seed(settings.seed)
 
     def task_loss(logits: torch.Tensor, idx: list[int]) -> torch.Tensor:
