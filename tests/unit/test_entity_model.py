@@ -134,3 +134,10 @@ def test_entity_scores_are_strict_and_macro_counts_a_missed_type_as_zero():
     assert scores.per_type["green"].support == 1 and scores.per_type["green"].f1 == 0.0
     assert scores.macro_f1 == pytest.approx(1 / 3) and scores.micro_f1 == pytest.approx(2 * (1 / 2 * 1 / 3) / (1 / 2 + 1 / 3))
     assert entity_scores(reference, predicted, ["blue"]).macro_f1 == 1.0    # other types left out
+
+
+def test_typed_text_is_split_into_words_the_way_tweets_were_annotated():
+    from ratchet.entities.tagger import split_words
+
+    assert split_words("@Barack Obama's visit to New-York: https://t.co/x #win, isn't it?") == [
+        "@Barack", "Obama's", "visit", "to", "New-York", ":", "https://t.co/x", "#win", ",", "isn't", "it", "?"]
