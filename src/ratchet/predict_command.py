@@ -38,14 +38,14 @@ def predict(texts: Annotated[list[str], typer.Argument(help="One or more texts t
         console.print(f"[red]error:[/] params.yaml sets task: {settings.task}, but the champion in "
                       f"{paths.champion} is a {manifest.task} model")
         raise typer.Exit(2)
-    results = (_predict_entities if settings.task == "token-classification" else _predict_labels)(
-        paths, settings, texts)
+    entities = settings.task == "token-classification"
+    results = (_predict_entities if entities else _predict_labels)(paths, settings, texts)
     if as_json:
         json.dump([{**r, "champion": manifest.version} for r in results], sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     for r in results:
-        if "entities" in r:
+        if entities:
             found = ", ".join(f"[bold]{e['text']}[/] {e['type']} ({e['score']:.2f})" for e in r["entities"]) or "no entities"
             console.print(f"{found}  <- {r['text'][:80]!r}  [dim]champion v{manifest.version}[/]")
         else:

@@ -68,6 +68,7 @@ class Miss(_Record):
 
 SplitRole = Literal["old", "new", "canary"]
 Task = Literal["text-classification", "token-classification"]   # params.yaml `task`
+TOKEN_CLASSIFICATION: Task = "token-classification"
 
 
 class SplitComparison(_Record):

@@ -222,6 +222,10 @@ def test_predict_uses_the_champion(finished_project):
     assert result.exit_code == 0, result.output
     assert "blue" in result.output.split("(")[0]
     assert f"champion v{project_status(paths)['champion']['version']}" in result.output
+    as_json = CliRunner().invoke(app, ["predict", text, "--json", "--project", str(paths.root)])
+    [answer] = json.loads(as_json.stdout)
+    assert answer["label"] == "blue" and answer["probabilities"]["blue"] == max(answer["probabilities"].values())
+    assert answer["champion"] == project_status(paths)["champion"]["version"]
 
 
 def test_lineage_walks_back_to_the_base_model(finished_project):

@@ -71,10 +71,10 @@ STRATEGIES: dict[str, tuple[dict, dict, dict]] = {
 ALL_STRATEGIES = [*STRATEGIES, *NON_TRANSFORMER]
 
 
-def _merge(base: dict, changes: dict) -> dict:
+def merge_nested(base: dict, changes: dict) -> dict:
     out = dict(base)
     for key, value in changes.items():
-        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
+        out[key] = merge_nested(out.get(key, {}), value) if isinstance(value, dict) else value
     return out
 
 
@@ -85,9 +85,9 @@ def strategy_settings(settings: Settings, strategy: str) -> Settings:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {ALL_STRATEGIES}")
     continual, model, train = STRATEGIES[strategy]
     raw = settings.model_dump()
-    raw["continual"] = _merge(raw["continual"], continual)
-    raw["model"] = _merge(raw["model"], model)
-    raw["train"] = _merge(raw["train"], train)
+    raw["continual"] = merge_nested(raw["continual"], continual)
+    raw["model"] = merge_nested(raw["model"], model)
+    raw["train"] = merge_nested(raw["train"], train)
     return Settings.model_validate(raw)
 
 

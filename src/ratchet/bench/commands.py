@@ -16,6 +16,7 @@ from ratchet.bench.stream_kinds import (
     load_any_stream,
     run_any_stream,
     settings_for_stream,
+    settings_with_labels,
 )
 
 bench_app = typer.Typer(help="Measure ratchet: results go to a JSON file (and docs/benchmarks.md by hand).",
@@ -210,12 +211,9 @@ def _run_tables(file: Path, base: dict, chosen: list[str], seed_list: list[int],
 
 def markdown_table(payload: dict) -> str:
     """The summary as a markdown table, with the command's settings, for docs/benchmarks.md."""
-    env = payload["environment"]
-    seeds = sorted({run["seed"] for run in payload["runs"]})
-    lines = [f"`{payload['stream']}`, seeds {seeds}, {env['device']}"
-             f"{' (' + env['gpu'] + ')' if env.get('gpu') else ''}, {env['date']}, "
-             f"train fraction {payload['options'].get('train_fraction', 1.0)}, "
-             f"overrides {payload['options']['overrides'] or 'none'}", "",
+    from ratchet.bench.results import table_caption
+
+    lines = [table_caption(payload), "",
              "| strategy | average accuracy | BWT | FWT | ratio to joint | newest step | vs joint | examples processed | vs joint | wall s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for strategy, row in payload["summary"].items():
@@ -308,7 +306,7 @@ def training_speed(
     logging.getLogger("ratchet").setLevel(logging.WARNING)
     base = yaml.safe_load(params.read_text(encoding="utf-8")) if params.is_file() else {}
     try:
-        settings = settings_for_stream(_apply_overrides(base or {}, set_ or []), LABELS, "params.yaml (+ --set)")
+        settings = settings_with_labels(_apply_overrides(base or {}, set_ or []), LABELS, "params.yaml (+ --set)")
     except ConfigError as error:
         console.print(f"[red]{error}")
         raise typer.Exit(2) from None

@@ -20,40 +20,42 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from ratchet import modeling
+from ratchet.bench.cl import merge_nested
 from ratchet.bench.entity_stream import EntityStream
-from ratchet.bench.results import RunResult, aggregate, environment, save_payload
+from ratchet.bench.results import (
+    RunResult,
+    aggregate,
+    environment,
+    save_payload,
+    stats,
+    table_caption,
+)
 from ratchet.config import Settings
 from ratchet.entities.increment import SentenceMemory, learn_entity_increment
 from ratchet.entities.metrics import EntityScores, entity_scores, only_types
 from ratchet.entities.tagger import Tagger
 from ratchet.entities.tags import active_tags, tag_set
 from ratchet.evaluation import matrix_summary
+from ratchet.records import TOKEN_CLASSIFICATION
 
 log = logging.getLogger("ratchet")
 
 _OFF = {"pseudo_labels": {"enabled": False}, "replay": {"selection": "none"}, "distillation": {"weight": 0.0}}
 ENTITY_STRATEGIES: dict[str, dict] = {"naive": _OFF, "default": {}, "joint": _OFF}
-TASK = "token-classification"
-
-
-def _merge(base: dict, changes: dict) -> dict:
-    out = dict(base)
-    for key, value in changes.items():
-        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
-    return out
 
 
 def entity_strategy_settings(settings: Settings, strategy: str, seed: int) -> Settings:
     if strategy not in ENTITY_STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} for an entity stream; choose from {list(ENTITY_STRATEGIES)}")
     raw = settings.model_dump()
-    raw["continual"] = _merge(raw["continual"], ENTITY_STRATEGIES[strategy])
+    raw["continual"] = merge_nested(raw["continual"], ENTITY_STRATEGIES[strategy])
     raw["train"]["seed"] = seed
     return Settings.model_validate(raw)
 
@@ -77,7 +79,7 @@ def run_entity_stream(stream: EntityStream, settings: Settings, strategy: str, s
     started = time.perf_counter()
 
     def fresh_model():
-        return modeling.build_trainable(chosen.model, tags, seed, start_from=None, task=TASK).to(device)
+        return modeling.build_trainable(chosen.model, tags, seed, start_from=None, task=TOKEN_CLASSIFICATION).to(device)
 
     def scores(model, types: list[str], learned: list[str]) -> EntityScores:
         tagger = Tagger(model, tokenizer, tags, max_length, active=active_tags(tags, learned))
@@ -118,8 +120,7 @@ def run_entity_stream(stream: EntityStream, settings: Settings, strategy: str, s
     summary = matrix_summary(matrix, {s.name: i for i, s in enumerate(stream.steps)}, baseline)
     summary.update(newest_step_accuracy=matrix[-1][stream.steps[-1].name], final_micro_f1=final.micro_f1,
                    final_macro_f1=final.macro_f1)
-    per_type = {kind: {"precision": s.precision, "recall": s.recall, "f1": s.f1, "support": s.support}
-                for kind, s in final.per_type.items()}
+    per_type = {kind: asdict(score) for kind, score in final.per_type.items()}
     return RunResult(strategy=strategy, seed=seed, matrix=matrix, baseline=baseline, summary=summary,
                      per_class=per_type, examples_processed=processed, seconds=time.perf_counter() - started,
                      stopped_early_steps=0, notes={"pseudo_labels": pseudo} if pseudo else {})
@@ -131,9 +132,7 @@ def aggregate_entities(results: list[RunResult]) -> dict[str, dict]:
     for strategy, row in table.items():
         runs = [r for r in results if r.strategy == strategy]
         for key in ("final_micro_f1", "final_macro_f1"):
-            values = [r.summary[key] for r in runs]
-            row[key] = {"mean": sum(values) / len(values),
-                        "std": float(pd.Series(values).std()) if len(values) > 1 else 0.0}
+            row[key] = stats([r.summary[key] for r in runs])
     joint = table.get("joint")
     for row in table.values():
         row["macro_f1_vs_joint"] = (row["final_macro_f1"]["mean"] / joint["final_macro_f1"]["mean"]
@@ -144,7 +143,7 @@ def aggregate_entities(results: list[RunResult]) -> dict[str, dict]:
 def write_entity_results(out: Path, stream: EntityStream, settings: Settings, strategies: list[str],
                          results: list[RunResult], device: torch.device, options: dict) -> dict:
     payload = {
-        "stream": stream.name, "stream_file": stream.source, "task": TASK, "metric": "entity F1 (seqeval, strict IOB2)",
+        "stream": stream.name, "stream_file": stream.source, "task": TOKEN_CLASSIFICATION, "metric": "entity F1 (seqeval, strict IOB2)",
         "steps": [{"name": s.name, "types": s.types, "train": len(s.train)} for s in stream.steps],
         "test_sentences": len(stream.test), "strategies": strategies, "options": options,
         "environment": environment(device),
@@ -157,12 +156,7 @@ def write_entity_results(out: Path, stream: EntityStream, settings: Settings, st
 
 
 def entity_markdown_table(payload: dict) -> str:
-    env = payload["environment"]
-    seeds = sorted({run["seed"] for run in payload["runs"]})
-    lines = [f"`{payload['stream']}` (entity F1), seeds {seeds}, {env['device']}"
-             f"{' (' + env['gpu'] + ')' if env.get('gpu') else ''}, {env['date']}, "
-             f"train fraction {payload['options'].get('train_fraction', 1.0)}, "
-             f"overrides {payload['options']['overrides'] or 'none'}", "",
+    lines = [table_caption(payload, " (entity F1)"), "",
              "| strategy | final macro F1 | vs joint | final micro F1 | average F1 | BWT (F1) | newest step F1 "
              "| examples processed | vs joint | wall s |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -36,10 +36,11 @@ from ratchet.bench.streams import StreamError
 from ratchet.entities.corpus import load_twitter_ner
 from ratchet.entities.metrics import only_types
 from ratchet.entities.sentences import read_sentences
-from ratchet.entities.tags import OUTSIDE, split_tag
+from ratchet.entities.tags import entity_types_of
+from ratchet.entities.validation import entity_types_in
+from ratchet.records import TOKEN_CLASSIFICATION
 
 CORPORA = {"twitter-ner": load_twitter_ner}
-TOKEN_TASK = "token-classification"
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class EntityStream:
 
     def describe(self) -> str:
         parts = [f"{s.name} {s.types}: {len(s.train)} train sentences, "
-                 f"{sum(_entity_count(s.train, set(s.types)).values())} entities" for s in self.steps]
+                 f"{sum(entity_types_in(s.train).values())} entities" for s in self.steps]
         return f"{self.name} ({self.source}); {len(self.test)} test sentences\n  " + "\n  ".join(parts)
 
 
@@ -74,20 +75,7 @@ def is_entity_stream(file: Path) -> bool:
         spec = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError:
         return False
-    return isinstance(spec, dict) and spec.get("task") == TOKEN_TASK
-
-
-def sentence_types(tags: list[str]) -> set[str]:
-    return {split_tag(tag)[1] for tag in tags if tag != OUTSIDE}
-
-
-def _entity_count(frame: pd.DataFrame, types: set[str]) -> dict[str, int]:
-    counts = {t: 0 for t in sorted(types)}
-    for tags in frame["tags"]:
-        for tag in tags:
-            if tag.startswith("B-") and tag[2:] in types:
-                counts[tag[2:]] += 1
-    return counts
+    return isinstance(spec, dict) and spec.get("task") == TOKEN_CLASSIFICATION
 
 
 def assign_to_steps(train: pd.DataFrame, step_types: list[list[str]], seed: int) -> list[pd.DataFrame]:
@@ -97,7 +85,7 @@ def assign_to_steps(train: pd.DataFrame, step_types: list[list[str]], seed: int)
     slices: list[list[int]] = [[] for _ in step_types]
     turn = 0
     for row, tags in enumerate(shuffled["tags"]):
-        candidates = sorted({owner[t] for t in sentence_types(tags) if t in owner})
+        candidates = sorted({owner[t] for t in entity_types_of(tags) if t in owner})
         if candidates:
             target = min(candidates, key=lambda step: (len(slices[step]), step))
         else:

@@ -54,7 +54,7 @@ def final_metrics(matrix: list[dict[str, float]], learned_at: dict[str, int], st
     return summary
 
 
-def _stats(values: list[float]) -> dict:
+def stats(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
@@ -67,10 +67,10 @@ def aggregate(results: list[RunResult]) -> dict[str, dict]:
     for strategy, runs in by_strategy.items():
         table[strategy] = {
             "seeds": [r.seed for r in runs],
-            "average_accuracy": _stats([r.summary["average_accuracy"] for r in runs]),
-            "bwt": _stats([r.summary["bwt"] for r in runs]),
-            "fwt": _stats(fwts) if (fwts := [r.summary["fwt"] for r in runs if r.summary["fwt"] is not None]) else None,
-            "newest_step_accuracy": _stats([r.summary.get("newest_step_accuracy") or 0.0 for r in runs]),
+            "average_accuracy": stats([r.summary["average_accuracy"] for r in runs]),
+            "bwt": stats([r.summary["bwt"] for r in runs]),
+            "fwt": stats(fwts) if (fwts := [r.summary["fwt"] for r in runs if r.summary["fwt"] is not None]) else None,
+            "newest_step_accuracy": stats([r.summary.get("newest_step_accuracy") or 0.0 for r in runs]),
             "examples_processed": statistics.fmean(r.examples_processed for r in runs),
             "seconds": statistics.fmean(r.seconds for r in runs),
         }
@@ -82,6 +82,16 @@ def aggregate(results: list[RunResult]) -> dict[str, dict]:
                                   if joint and joint["newest_step_accuracy"]["mean"] else None)
         row["examples_vs_joint"] = row["examples_processed"] / joint["examples_processed"] if joint else None
     return table
+
+
+def table_caption(payload: dict, metric: str = "") -> str:
+    """The line above a results table: stream, seeds, device, date, training fraction, overrides."""
+    env = payload["environment"]
+    seeds = sorted({run["seed"] for run in payload["runs"]})
+    return (f"`{payload['stream']}`{metric}, seeds {seeds}, {env['device']}"
+            f"{' (' + env['gpu'] + ')' if env.get('gpu') else ''}, {env['date']}, "
+            f"train fraction {payload['options'].get('train_fraction', 1.0)}, "
+            f"overrides {payload['options']['overrides'] or 'none'}")
 
 
 def environment(device: torch.device) -> dict:

@@ -9,19 +9,26 @@ from pathlib import Path
 import yaml
 
 
-def settings_for_stream(raw: dict, loaded, source: str):
-    """The base settings with the stream's classes (or entity types and task) in place of the project's."""
-    from ratchet.bench.entity_stream import TOKEN_TASK, EntityStream
+def settings_with_labels(raw: dict, labels: list[str], source: str):
+    """The base settings with these classes in place of the project's."""
     from ratchet.config import parse_settings
 
     raw = yaml.safe_load(yaml.safe_dump(raw))   # a copy: each stream sets its own labels
-    if isinstance(loaded, list):                # the labels themselves
-        raw.setdefault("data", {})["labels"] = loaded
-    elif isinstance(loaded, EntityStream):
-        raw["task"] = TOKEN_TASK
-        raw.setdefault("data", {})["entity_types"] = loaded.entity_types
-    else:
-        raw.setdefault("data", {})["labels"] = loaded.labels
+    raw.setdefault("data", {})["labels"] = labels
+    return parse_settings(raw, source=source)
+
+
+def settings_for_stream(raw: dict, loaded, source: str):
+    """The base settings with the stream's classes (or task and entity types) in place of the project's."""
+    from ratchet.bench.entity_stream import EntityStream
+    from ratchet.config import parse_settings
+    from ratchet.records import TOKEN_CLASSIFICATION
+
+    if not isinstance(loaded, EntityStream):
+        return settings_with_labels(raw, loaded.labels, source)
+    raw = yaml.safe_load(yaml.safe_dump(raw))
+    raw["task"] = TOKEN_CLASSIFICATION
+    raw.setdefault("data", {})["entity_types"] = loaded.entity_types
     return parse_settings(raw, source=source)
 
 

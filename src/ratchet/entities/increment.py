@@ -26,7 +26,13 @@ from ratchet.config import ContinualSettings, TrainSettings
 from ratchet.entities.alignment import encode_words
 from ratchet.entities.fit import DistillationTargets, fit_tags
 from ratchet.entities.tagger import word_logits
-from ratchet.entities.tags import OUTSIDE, active_tags, repair, split_tag
+from ratchet.entities.tags import (
+    OUTSIDE,
+    active_tags,
+    entity_types_of,
+    repair,
+    split_tag,
+)
 from ratchet.training.loop import TrainReport
 
 log = logging.getLogger("ratchet")
@@ -49,10 +55,6 @@ class EntityIncrementReport:
     @property
     def examples_processed(self) -> int:
         return self.training.examples_processed
-
-
-def types_in(tags: list[str]) -> set[str]:
-    return {split_tag(tag)[1] for tag in tags if tag != OUTSIDE}
 
 
 def pseudo_label(tags: list[list[str]], champion_probabilities: list[np.ndarray], tag_names: list[str],
@@ -90,7 +92,7 @@ class SentenceMemory:
     def add(self, sentences: pd.DataFrame, types: list[str]) -> None:
         """Keep sentences that show each of `types` (their tags as trained, pseudo-labels included)."""
         for kind in types:
-            has = sentences[sentences["tags"].map(lambda tags: kind in types_in(tags))]
+            has = sentences[sentences["tags"].map(lambda tags: kind in entity_types_of(tags))]
             if len(has) > self.per_type:
                 has = has.sample(self.per_type, random_state=self.seed)
             self.by_type[kind] = has.reset_index(drop=True)

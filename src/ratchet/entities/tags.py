@@ -35,6 +35,11 @@ def tag_set(entity_types: list[str]) -> list[str]:
     return [OUTSIDE] + [f"{prefix}-{kind}" for kind in entity_types for prefix in ("B", "I")]
 
 
+def entity_types_of(tags: list[str]) -> set[str]:
+    """The entity types a tag sequence names."""
+    return {split_tag(tag)[1] for tag in tags if tag != OUTSIDE}
+
+
 def active_tags(tag_names: list[str], known_types: list[str] | set[str]) -> list[bool]:
     """Per tag: may the model answer it? `O` and the tags of the types it has learned (or is learning).
 
