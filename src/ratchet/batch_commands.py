@@ -24,26 +24,18 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Batch files to ch
     """The validation verdict of batch files, without processing them (exit 0: every file would pass)."""
     setup()
     from ratchet.batches import BatchReadError
-    from ratchet.entities.sentences import SentenceReadError, read_sentences
-    from ratchet.entities.validation import validate_sentences
-    from ratchet.intake import load_batch
-    from ratchet.validation import validate as run_suite
+    from ratchet.intake import load_batch, run_suite
 
-    settings = load_project_or_exit(project, any_task=True).settings
-    tokens = settings.task == "token-classification"
+    settings = load_project_or_exit(project).settings
     verdicts = []
     for file in files:
-        try:
-            if tokens:   # CoNLL or JSON Lines sentences, one row per sentence
-                batch_id, frame = file.name.split(".")[0], read_sentences(file)
-            else:
-                batch_id, frame = load_batch(file, settings)
-        except (BatchReadError, SentenceReadError, OSError, UnicodeDecodeError) as error:
+        try:   # rows of text, or (task token-classification) sentences from CoNLL or JSON Lines
+            batch_id, frame = load_batch(file, settings)
+        except (BatchReadError, OSError, UnicodeDecodeError) as error:
             verdicts.append({"file": str(file), "passed": False, "batch_id": None, "reason": str(error),
                              "failures": []})
             continue
-        result = (validate_sentences(frame, settings.data, settings.validation) if tokens
-                  else run_suite(frame, settings.data, settings.validation))
+        result = run_suite(frame, settings)
         verdicts.append({"file": str(file), "passed": result.passed, "batch_id": batch_id,
                          "reason": result.summary(), "rows": len(frame),
                          "failures": [{"check": f.check, "column": f.column, "message": f.message,

@@ -17,7 +17,8 @@ from ratchet.config import DataSettings
 
 log = logging.getLogger("ratchet")
 
-SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
+SUPPORTED_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json", ".conll", ".iob", ".bio")
+TOKEN_SUFFIXES = (".conll", ".iob", ".bio")   # sentences of tokens and tags: a token-classification project's
 COMPRESSED_SUFFIXES = (".csv.gz", ".jsonl.gz", ".json.gz")
 # A gzip file may not expand beyond this (a small .gz can hold gigabytes: a "zip bomb").
 MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
@@ -114,6 +115,9 @@ def read_raw(path: Path) -> pd.DataFrame:
     if kind is None:
         raise BatchReadError(f"{path.name}: unsupported file type {path.suffix!r}; use "
                              f"{SUPPORTED_SUFFIXES + COMPRESSED_SUFFIXES}")
+    if kind in TOKEN_SUFFIXES:
+        raise BatchReadError(f"{path.name}: a CoNLL file of tokens and tags, but this project classifies texts "
+                             "(params.yaml task: text-classification); see docs/entities.md")
     try:
         source = _decompressed(path) if kind.endswith(".gz") else path
         base = kind.removesuffix(".gz")

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-
 from ratchet import dvc_repo, faultpoints, modeling, records, registry, store
 from ratchet.batch_state import BatchState, BatchStates
 from ratchet.comparison import EvalSplit, evaluate_candidate
@@ -21,7 +20,14 @@ from ratchet.gate import decide
 from ratchet.locking import champion_lock
 from ratchet.paths import ProjectPaths
 from ratchet.project import Project
-from ratchet.records import ChampionManifest, EvalReport, GateDecision, HistoryStep, PromotionRecord
+from ratchet.records import (
+    TOKEN_CLASSIFICATION,
+    ChampionManifest,
+    EvalReport,
+    GateDecision,
+    HistoryStep,
+    PromotionRecord,
+)
 
 if TYPE_CHECKING:
     from ratchet.attempt import TrainingOutcome
@@ -117,6 +123,15 @@ def _close(states: BatchStates, outcome: "TrainingOutcome", state: BatchState, r
                         update=lambda event: (_batch_metrics(outcome, event.batch_id), details))
 
 
+def _rebuild_replay_buffer(project: Project, learned: list[str]) -> None:
+    """data/replay/ as a champion that learned `learned` has it. A tagger has none: its sentence
+    memory travels in its model folder (ratchet.entities.memory)."""
+    paths, settings = project.paths, project.settings
+    if settings.task != TOKEN_CLASSIFICATION:
+        store.build_replay_buffer(paths, settings.continual.replay, learned, seed=settings.prepare.seed).save(
+            paths.replay_buffer)
+
+
 def _complete_promotion(project: Project, record: PromotionRecord, model_dir: Path | None,
                         next_buffer: Path | None) -> None:
     """Make data/champion, the replay buffer, the aliases and the batch states all say
@@ -134,8 +149,7 @@ def _complete_promotion(project: Project, record: PromotionRecord, model_dir: Pa
     if next_buffer is not None and next_buffer.exists():
         store.install_replay_buffer(paths, next_buffer)
     else:
-        store.build_replay_buffer(paths, settings.continual.replay, record.manifest.trained_batches,
-                                  seed=settings.prepare.seed).save(paths.replay_buffer)
+        _rebuild_replay_buffer(project, record.manifest.trained_batches)
     if registry.champion_version(paths, settings) != record.version:
         registry.promote(paths, settings, record.version, reason=record.alias_reason, run_id=record.run_id,
                          expected_champion=record.expected_champion)
@@ -237,24 +251,40 @@ def gate_version(project: Project, model_dir: Path, manifest: ChampionManifest) 
     """The gate's decision on a saved model against data/champion, on the eval splits of every
     batch the model learned (and the canary set): the pipeline's evaluate + gate, in one call."""
     paths, settings = project.paths, project.settings
-    labels = list(settings.data.labels)
-    candidate = modeling.load_classifier(model_dir, settings.model, labels)
     champion_manifest = store.champion_manifest(paths)
-    champion = modeling.load_classifier(paths.champion, settings.model, labels) if champion_manifest else None
     known = set(champion_manifest.trained_batches) if champion_manifest else set()
-    suite = [EvalSplit(b, "old" if b in known else "new", store.read_split(paths, b, "eval"))
-             for b in manifest.trained_batches]
-    if paths.canary.exists():
-        suite.append(EvalSplit("canary", "canary", store.read_canary(paths)))
-    evaluation = evaluate_candidate(candidate, champion, champion_manifest, suite, len(labels),
-                                    settings.evaluate.batch_size)
+    roles = {b: "old" if b in known else "new" for b in manifest.trained_batches}
+    if settings.task == TOKEN_CLASSIFICATION:
+        evaluation = _evaluate_tagger(project, model_dir, champion_manifest, roles)
+    else:
+        labels = list(settings.data.labels)
+        candidate = modeling.load_classifier(model_dir, settings.model, labels)
+        champion = modeling.load_classifier(paths.champion, settings.model, labels) if champion_manifest else None
+        suite = [EvalSplit(b, role, store.read_split(paths, b, "eval")) for b, role in roles.items()]
+        if paths.canary.exists():
+            suite.append(EvalSplit("canary", "canary", store.read_canary(paths)))
+        evaluation = evaluate_candidate(candidate, champion, champion_manifest, suite, len(labels),
+                                        settings.evaluate.batch_size)
     return decide(evaluation.report, settings.gate)
+
+
+def _evaluate_tagger(project: Project, model_dir: Path, champion_manifest: ChampionManifest | None,
+                     roles: dict[str, str]):
+    from ratchet.entities.comparison import SentenceSplit, evaluate_tagger
+    from ratchet.entities.tagger import load_tagger
+
+    paths, settings = project.paths, project.settings
+    types = {e.batch_id: sorted(e.label_counts) for e in store.read_catalog(paths)}
+    suite = [SentenceSplit(b, role, store.read_split(paths, b, "eval"), types.get(b, [])) for b, role in roles.items()]
+    champion = load_tagger(paths.champion, settings.model) if champion_manifest else None
+    return evaluate_tagger(load_tagger(model_dir, settings.model), champion, champion_manifest, suite,
+                           settings.evaluate.batch_size)
 
 
 def _install_version(project: Project, model_dir: Path, manifest: ChampionManifest, why: str) -> list[str]:
     """data/champion/, batch states (and so the catalog), replay buffer follow a version; returns
     the batches undone."""
-    paths, settings = project.paths, project.settings
+    paths = project.paths
     current = store.champion_manifest(paths)
     learned = list(manifest.trained_batches)
     store.install_champion(paths, model_dir, manifest)
@@ -264,7 +294,6 @@ def _install_version(project: Project, model_dir: Path, manifest: ChampionManife
     states.move_batches(undone, BatchState.REJECTED, why, from_states=[BatchState.PROMOTED])
     states.move_batches(regained, BatchState.PROMOTED, why,
                         from_states=[BatchState.REJECTED, BatchState.ACCEPTED, BatchState.ACCUMULATED])
-    store.build_replay_buffer(paths, settings.continual.replay, learned, seed=settings.prepare.seed).save(
-        paths.replay_buffer)
+    _rebuild_replay_buffer(project, learned)
     dvc_repo.add(paths.root)
     return undone

@@ -51,7 +51,7 @@ def run(project: ProjectOption = Path(".")) -> None:
     from ratchet.errors import is_transient
 
     paths = ProjectPaths.at(project)
-    load_project_or_exit(paths.root, step="`ratchet run`")   # a bad params.yaml: one clear error, nothing touched
+    load_project_or_exit(paths.root)   # a bad params.yaml: one clear error, nothing touched
     try:
         _run_watch(paths)
     except LedgerError as error:
@@ -122,33 +122,33 @@ def doctor(project: ProjectOption = Path("."),
 
 
 @app.command()
-def init(reference: Annotated[Path, typer.Argument(help="Labeled reference file (CSV, Parquet or JSONL).")],
+def init(reference: Annotated[Path, typer.Argument(help="Labeled reference file (CSV, Parquet or JSONL; with task "
+                                                             "token-classification, CoNLL or JSONL sentences).")],
          project: ProjectOption = Path(".")) -> None:
     """Start a project on your own data: validate the reference set (task 0) and track it in data/."""
     _setup()
     from ratchet import dvc_repo, store
     from ratchet.batches import BatchReadError
     from ratchet.config import ConfigError, load_settings
-    from ratchet.intake import load_batch
-    from ratchet.validation import validate
+    from ratchet.intake import accepted_rows, load_batch, run_suite
 
     paths = ProjectPaths.at(project)
     try:
         if store.read_catalog(paths):
             raise store.CatalogError(f"{paths.catalog} exists: this project has its reference set already")
         settings = load_settings(paths.params)
-        settings.require_text_classification("`ratchet init`")
         batch_id, frame = load_batch(reference, settings)
     except (BatchReadError, ConfigError, store.CatalogError, FileNotFoundError) as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
-    result = validate(frame, settings.data, settings.validation)
+    result = run_suite(frame, settings)
     if not result.passed:
         console.print(f"[red]{reference.name} is not a valid reference set:[/] {result.summary()}")
         raise typer.Exit(2)
     if not (paths.root / ".dvc").is_dir():
         dvc_repo.init(paths.root)
-    store.create_reference(paths, frame, source=reference.name, eval_fraction=settings.data.eval_fraction)
+    store.create_reference(paths, accepted_rows(frame, settings), source=reference.name,
+                           eval_fraction=settings.data.eval_fraction)
     md5 = dvc_repo.add(paths.root)
     console.print(f"reference set {reference.name}: {len(frame)} rows ({batch_id}), data/ md5 {md5}.\n"
                   "Commit data.dvc, drop labeled batches into incoming/ and run `ratchet run`.")
@@ -346,7 +346,7 @@ def drift(files: Annotated[list[Path], typer.Argument(help="Batch files (CSV, Pa
     from ratchet.batches import BatchReadError
     from ratchet.intake import drift_report
 
-    loaded = load_project_or_exit(project, step="`ratchet drift`")
+    loaded = load_project_or_exit(project)
     results = []
     for file in files:
         try:

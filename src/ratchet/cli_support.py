@@ -36,13 +36,13 @@ def setup(verbose: bool = False) -> None:
     logging.getLogger("ratchet").setLevel(logging.INFO)
 
 
-def load_project_or_exit(project: Path, step: str = "this command", any_task: bool = False):
-    """The project, or exit 2 with the error printed (a bad params.yaml, a task this step refuses)."""
+def load_project_or_exit(project: Path):
+    """The project, or exit 2 with the error printed (a bad params.yaml)."""
     from ratchet.config import ConfigError
     from ratchet.project import Project
 
     try:
-        return Project.load(project, step=step, any_task=any_task)
+        return Project.load(project)
     except ConfigError as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None

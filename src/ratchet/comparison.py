@@ -11,9 +11,21 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ratchet.evaluation import average_accuracy, increments, paired_counts, split_metrics
+from ratchet.evaluation import (
+    average_accuracy,
+    increments,
+    paired_counts,
+    split_metrics,
+)
 from ratchet.modeling import Classifier
-from ratchet.records import CandidateSummary, ChampionManifest, EvalReport, Miss, SplitComparison, SplitRole
+from ratchet.records import (
+    CandidateSummary,
+    ChampionManifest,
+    EvalReport,
+    Miss,
+    SplitComparison,
+    SplitRole,
+)
 
 
 @dataclass(frozen=True)
@@ -54,12 +66,19 @@ def compare_on_splits(candidate: Classifier, champion: Classifier | None, suite:
 def evaluate_candidate(candidate: Classifier, champion: Classifier | None, manifest: ChampionManifest | None,
                        suite: list[EvalSplit], n_labels: int, batch_size: int) -> Evaluation:
     """The eval report of `candidate` against the champion (`manifest` its data/champion manifest)."""
-    splits = compare_on_splits(candidate, champion, suite, batch_size)
+    return summarize(compare_on_splits(candidate, champion, suite, batch_size), manifest, 1.0 / n_labels)
+
+
+def summarize(splits: dict[str, SplitComparison], manifest: ChampionManifest | None, chance_level: float,
+              metric: str = "accuracy") -> Evaluation:
+    """The eval report from per-split comparisons: the accuracy matrix row, average, BWT and FWT.
+
+    `metric` names what a split's score is (accuracy, or entity F1 in a token project)."""
     candidate_row = {name: s.candidate.accuracy for name, s in splits.items() if s.role != "canary"}
     before_now = {name: s.champion.accuracy for name, s in splits.items() if s.role == "new" and s.champion}
     history = list(manifest.history) if manifest else []
-    steps = increments(history, candidate_row, before_now, n_labels)
-    report = EvalReport(champion_version=manifest.version if manifest else None,
+    steps = increments(history, candidate_row, before_now, chance_level)
+    report = EvalReport(champion_version=manifest.version if manifest else None, metric=metric,
                         candidate=CandidateSummary(average_accuracy=round(average_accuracy(candidate_row), 6),
                                                    bwt=steps[-1]["bwt"], fwt=steps[-1]["fwt"]),
                         splits=splits)

@@ -267,10 +267,6 @@ NON_LORA_RETENTION: dict[str, dict[str, float]] = {"distillation": {"feature_wei
                                                    "bias_correction": {"old_class_weight": 1.0}}
 
 
-class UnsupportedTask(ConfigError):
-    """A step asked to run a task it does not handle: it says so rather than do another task."""
-
-
 class Settings(_Section):
     task: Task = "text-classification"
     project: ProjectSettings = ProjectSettings()
@@ -294,13 +290,6 @@ class Settings(_Section):
         if self.task == "token-classification" and not self.data.entity_types:
             raise ValueError("data.entity_types: token classification needs the declared entity types")
         return self
-
-    def require_text_classification(self, step: str) -> None:
-        """Refuse to run `step` on a token-classification project (it would do the text thing)."""
-        if self.task != "text-classification":
-            raise UnsupportedTask(
-                f"params.yaml sets task: {self.task}, and {step} handles text classification only so far. "
-                f"For token batches today: `ratchet validate FILE...` (CoNLL or JSON Lines; docs/entities.md)")
 
     def for_retries(self, retries: Sequence[RetryKind]) -> "Settings":
         """The settings after the feedback loop's `retries`, in order ([]: params.yaml as written).

@@ -91,13 +91,13 @@ def matrix_summary(matrix: list[dict[str, float]], learned_at: dict[str, int],
 
 
 def increments(history: list[HistoryStep], candidate_row: dict[str, float], before_now: dict[str, float],
-               n_labels: int) -> list[dict]:
+               chance_level: float) -> list[dict]:
     """Average accuracy, BWT and FWT after each promoted step and for the candidate (the last row).
 
     `history` is the champion's (its manifest's accuracy rows); `before_now` the champion's accuracy
     on the splits the candidate learns. A split is learned at the first step whose row has it. FWT
     compares the accuracy on a split just before learning it (kept in the history as `before`)
-    with chance level.
+    with `chance_level` (1 / classes for a classifier; 0 for entity F1).
     """
     rows = [h.accuracy for h in history] + [candidate_row]
     befores = [h.before for h in history] + [before_now]
@@ -110,7 +110,7 @@ def increments(history: list[HistoryStep], candidate_row: dict[str, float], befo
         matrix = [dict(r) for r in rows[:step + 1]]
         if step >= 1:
             matrix[step - 1].update(befores[step])
-        chance = {split: 1.0 / n_labels for split in learned_at}
+        chance = {split: chance_level for split in learned_at}
         summary = matrix_summary(matrix, learned_at, chance)
         out.append({"step": step, "model": history[step].model if step < len(history) else "candidate",
                     **{k: (round(v, 6) if v is not None else None) for k, v in summary.items()}})

@@ -19,8 +19,11 @@ from ratchet import atomic, dvc_repo, faultpoints, modeling, registry, store
 from ratchet.batch_state import SETTLED, BatchState, BatchStates
 from ratchet.batches import BatchReadError, content_hash, normalise, read_raw
 from ratchet.config import Settings
+from ratchet.entities.sentences import load_sentence_batch
+from ratchet.entities.tags import repair
 from ratchet.policy import should_train
 from ratchet.project import Project
+from ratchet.records import TOKEN_CLASSIFICATION
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,10 @@ class TrainingDecision:
 
 
 def load_batch(path: Path, settings: Settings) -> tuple[str, pd.DataFrame]:
-    """(batch id, normalised rows) of a batch file."""
+    """(batch id, normalised rows) of a batch file; in a token-classification project, its
+    sentences (CoNLL or JSON Lines: ratchet.entities.sentences)."""
+    if settings.task == TOKEN_CLASSIFICATION:
+        return load_sentence_batch(path)
     raw = read_raw(path)
     batch_id = content_hash(raw)
     return batch_id, normalise(raw, settings.data, batch_id)
@@ -75,7 +81,27 @@ def load_batch(path: Path, settings: Settings) -> tuple[str, pd.DataFrame]:
 
 def _rows(arrival: Arrival, settings: Settings) -> pd.DataFrame:
     """The arrival's rows, read again from where the file lies now (its id is known: no re-hash)."""
+    if settings.task == TOKEN_CLASSIFICATION:
+        return load_sentence_batch(Path(arrival.path))[1]
     return normalise(read_raw(Path(arrival.path)), settings.data, arrival.batch_id)
+
+
+def run_suite(frame: pd.DataFrame, settings: Settings):
+    """The project's Great Expectations suite on a batch: rows of text, or sentences of tokens."""
+    if settings.task == TOKEN_CLASSIFICATION:
+        from ratchet.entities.validation import validate_sentences
+
+        return validate_sentences(frame, settings.data, settings.validation)
+    from ratchet.validation import validate as validate_rows
+
+    return validate_rows(frame, settings.data, settings.validation)
+
+
+def accepted_rows(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """What data/ keeps of a valid batch: the rows, or the sentences with the declared BIO repair applied."""
+    if settings.task != TOKEN_CLASSIFICATION:
+        return frame
+    return frame.assign(tags=[repair(list(tags), settings.data.bio_repair) for tags in frame["tags"]])
 
 
 def receive(project: Project, file: str) -> Arrival:
@@ -120,10 +146,10 @@ def fetch_remote(project: Project) -> list[str]:
 
 def validate(project: Project, arrival: Arrival) -> ValidationVerdict:
     """Run the suite; a failing batch goes to quarantine/<batch_id>/ with reason.json and the GE result."""
-    from ratchet.validation import quarantine, validate as run_suite
+    from ratchet.validation import quarantine
 
     paths, settings = project.paths, project.settings
-    result = run_suite(_rows(arrival, settings), settings.data, settings.validation)
+    result = run_suite(_rows(arrival, settings), settings)
     faultpoints.reached("mid_validation", [arrival.batch_id])
     atomic.write_json(paths.validation_reports / f"{arrival.batch_id}.json", result.ge_result)
     if result.passed:
@@ -157,12 +183,18 @@ def drift_report(project: Project, file: str, validate_first: bool = False):
     paths, settings = project.paths, project.settings
     batch_id, frame = load_batch(Path(file), settings)
     if validate_first:
-        from ratchet.validation import validate as run_suite
-
-        checked = run_suite(frame, settings.data, settings.validation)
+        checked = run_suite(frame, settings)
         if not checked.passed:
             raise BatchReadError(f"{Path(file).name} fails validation, no drift report: {checked.summary()}")
     manifest = store.champion_manifest(paths)
+    if settings.task == TOKEN_CLASSIFICATION:
+        from ratchet.entities.drift import detect_entity_drift
+        from ratchet.entities.tagger import load_tagger
+
+        tagger = load_tagger(paths.champion, settings.model) if manifest else None
+        return detect_entity_drift(frame, store.read_reference(paths), settings.drift, paths.drift_reports, batch_id,
+                                   champion=tagger, learned=list(manifest.entity_types) if manifest else [],
+                                   cache_dir=paths.drift_cache, source=Path(file).name)
     champion = modeling.load_classifier(paths.champion, settings.model) if manifest else None
     champion_key = f"v{manifest.version}:{manifest.run_id}" if manifest else ""
     learned = set(manifest.trained_batches) if manifest else set()
@@ -179,7 +211,7 @@ def accept(project: Project, arrival: Arrival, drift: DriftVerdict) -> TrainingD
     paths, settings = project.paths, project.settings
     source = Path(arrival.path)
     if arrival.batch_id not in {e.batch_id for e in store.read_catalog(paths)}:
-        store.accept_batch(paths, arrival.batch_id, _rows(arrival, settings), source=arrival.file,
+        store.accept_batch(paths, arrival.batch_id, accepted_rows(_rows(arrival, settings), settings), source=arrival.file,
                            eval_fraction=settings.data.eval_fraction)
     archived = paths.archive / arrival.batch_id / arrival.file
     if source.exists():

@@ -29,7 +29,7 @@ def predict(texts: Annotated[list[str], typer.Argument(help="One or more texts t
     from ratchet import store
 
     paths = ProjectPaths.at(project)
-    settings = load_project_or_exit(paths.root, step="`ratchet predict`", any_task=True).settings
+    settings = load_project_or_exit(paths.root).settings
     manifest = store.champion_manifest(paths)
     if manifest is None:
         console.print("[red]no champion yet[/]: run `ratchet demo` or `ratchet run` first")
@@ -70,6 +70,5 @@ def _predict_entities(paths: ProjectPaths, settings, texts: list[str]) -> list[d
     tagger = load_tagger(paths.champion, settings.model)
     words = [split_words(text) for text in texts]
     return [{"text": text, "words": tokens,
-             "entities": [{"text": s.span.text, "type": s.span.type, "start": s.span.start, "end": s.span.end,
-                           "score": round(s.score, 6)} for s in found]}
+             "entities": [s.as_record() for s in found]}
             for text, tokens, found in zip(texts, words, tagger.extract(words))]

@@ -19,14 +19,10 @@ class Project:
     settings: Settings
 
     @classmethod
-    def load(cls, root: str | Path, step: str = "this command", any_task: bool = False) -> "Project":
-        """The project at `root`; a step that handles text classification only (`any_task` False)
-        refuses a token-classification project with UnsupportedTask rather than misread it."""
+    def load(cls, root: str | Path) -> "Project":
+        """The project at `root`, its params.yaml read and validated (ConfigError names a bad key)."""
         paths = ProjectPaths.at(root)
-        settings = load_settings(paths.params)
-        if not any_task:
-            settings.require_text_classification(step)
-        return cls(paths, settings)
+        return cls(paths, load_settings(paths.params))
 
     @property
     def root(self) -> str:

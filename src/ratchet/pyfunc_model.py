@@ -13,6 +13,11 @@ from mlflow.pyfunc import PythonModel
 
 
 class RatchetClassifierModel(PythonModel):
+    """A text classifier answers `label` and `probabilities` per text; an entity tagger (manifest
+    task token-classification) answers `entities` per text: a list of {text, type, start, end,
+    score}, start/end counting words as ratchet splits them (column `tokens`, lists of words, is
+    used as given when the input has it)."""
+
     def load_context(self, context) -> None:
         from pathlib import Path
 
@@ -24,9 +29,17 @@ class RatchetClassifierModel(PythonModel):
         model_dir = Path(context.artifacts["model"])
         manifest = read_manifest(model_dir)
         settings = ModelSettings(base=manifest.base_model, max_length=manifest.max_length)
-        self.classifier = load_classifier(model_dir, settings)
+        self.task = manifest.task
+        if self.task == "token-classification":
+            from ratchet.entities.tagger import load_tagger
+
+            self.tagger = load_tagger(model_dir, settings)
+        else:
+            self.classifier = load_classifier(model_dir, settings)
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        if self.task == "token-classification":
+            return self._entities(model_input)
         if isinstance(model_input, pd.DataFrame):
             texts = model_input["text" if "text" in model_input.columns else model_input.columns[0]]
         else:
@@ -38,6 +51,18 @@ class RatchetClassifierModel(PythonModel):
             "label": [labels[i] for i in probabilities.argmax(axis=1)],
             "probabilities": [dict(zip(labels, map(float, row))) for row in probabilities],
         })
+
+    def _entities(self, model_input) -> pd.DataFrame:
+        from ratchet.entities.tagger import split_words
+
+        if isinstance(model_input, pd.DataFrame) and "tokens" in model_input.columns:
+            sentences = [[str(w) for w in words] for words in model_input["tokens"]]
+        else:
+            if isinstance(model_input, pd.DataFrame):
+                model_input = model_input["text" if "text" in model_input.columns else model_input.columns[0]]
+            sentences = [split_words(str(t)) for t in list(model_input)]
+        found = self.tagger.extract(sentences)
+        return pd.DataFrame({"entities": [[s.as_record() for s in spans] for spans in found]})
 
 
 mlflow.models.set_model(RatchetClassifierModel())

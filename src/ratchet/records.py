@@ -88,6 +88,10 @@ class CandidateSummary(_Record):
 
 class EvalReport(_Record):
     champion_version: str | None
+    # what a split's score (`accuracy` of ModelScores) is: accuracy, or in a token project entity F1
+    # (micro, strict IOB2, over the types the split tags; per-class scores are then per-type F1 and
+    # paired counts count gold entities found exactly)
+    metric: Literal["accuracy", "entity F1"] = "accuracy"
     candidate: CandidateSummary
     splits: dict[str, SplitComparison]
 

@@ -116,8 +116,8 @@ def log_attempt(paths: ProjectPaths, settings: Settings, attempt: Attempt, candi
                 # evidence/<folder>/<file>: drift/ and validation/ both hold <batch_id>.json
                 mlflow.log_artifact(str(artifact), artifact_path=f"evidence/{artifact.parent.name}")
         for item in attempt.inputs:
-            dataset = mlflow.data.from_pandas(item.frame, source=item.source, targets="label",
-                                              name=item.name, digest=item.md5)
+            dataset = mlflow.data.from_pandas(item.frame, source=item.source, name=item.name, digest=item.md5,
+                                              targets="label" if "label" in item.frame.columns else None)
             mlflow.log_input(dataset, context=item.context)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=pyfunc_model.__file__, artifacts={"model": str(candidate_dir)},

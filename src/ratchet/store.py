@@ -30,6 +30,7 @@ from ratchet.records import ChampionManifest
 
 BatchStatus = Literal["pending", "trained", "rejected"]
 SPLIT_COLUMNS = ["id", "text", "label"]
+SENTENCE_SPLIT_COLUMNS = ["id", "tokens", "tags"]   # a token-classification batch: one row per sentence
 CHAMPION_MANIFEST = "ratchet_model.json"
 
 
@@ -101,20 +102,41 @@ def split_train_eval(frame: pd.DataFrame, eval_fraction: float) -> tuple[pd.Data
     return tidy(train_parts), tidy(eval_parts)
 
 
+def split_sentences(frame: pd.DataFrame, eval_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deterministic split of a token batch: sentences ordered by a hash of their id, the first
+    `eval_fraction` of them (at least one when there are two or more) held out."""
+    frame = frame[SENTENCE_SPLIT_COLUMNS].copy()
+    ordered = frame.assign(_key=frame["id"].map(_row_key)).sort_values("_key").drop(columns="_key")
+    n_eval = min(max(round(len(ordered) * eval_fraction), 1), len(ordered) - 1) if len(ordered) >= 2 else 0
+    return ordered.iloc[n_eval:].reset_index(drop=True), ordered.iloc[:n_eval].reset_index(drop=True)
+
+
+def is_sentence_frame(frame: pd.DataFrame) -> bool:
+    return "tokens" in frame.columns and "tags" in frame.columns
+
+
 def accept_batch(paths: ProjectPaths, batch_id: str, frame: pd.DataFrame, source: str,
                  eval_fraction: float) -> CatalogEntry:
-    """Write the batch's train/eval splits into data/ and list it as pending in the catalog."""
+    """Write the batch's train/eval splits into data/ and list it as pending in the catalog.
+
+    A token batch (columns tokens and tags) is split by sentence; its `label_counts` count the
+    entities of each type it tags."""
     entries = read_catalog(paths)
     if any(e.batch_id == batch_id for e in entries):
         raise CatalogError(f"batch {batch_id} is already in {paths.catalog}")
-    train, evaluation = split_train_eval(frame, eval_fraction)
+    if is_sentence_frame(frame):
+        from ratchet.entities.tags import entity_types_in
+
+        train, evaluation = split_sentences(frame, eval_fraction)
+        counts = entity_types_in(frame)
+    else:
+        train, evaluation = split_train_eval(frame, eval_fraction)
+        counts = {str(k): int(v) for k, v in frame["label"].value_counts().items()}
     folder = paths.batch_dir(batch_id)
     atomic.write_parquet(folder / "train.parquet", train)
     atomic.write_parquet(folder / "eval.parquet", evaluation)
-    counts = frame["label"].value_counts()
     entry = CatalogEntry(batch_id=batch_id, source=source, status="pending", n_train=len(train),
-                         n_eval=len(evaluation),
-                         label_counts={str(k): int(counts[k]) for k in sorted(counts.index)})
+                         n_eval=len(evaluation), label_counts={k: counts[k] for k in sorted(counts)})
     write_catalog(paths, entries + [entry])
     return entry
 
@@ -151,7 +173,16 @@ def read_split(paths: ProjectPaths, batch_id: str, split: Literal["train", "eval
     path = paths.batch_dir(batch_id) / f"{split}.parquet"
     if not path.exists():
         raise CatalogError(f"{path} is missing: data/ is incomplete (try `dvc checkout data.dvc`)")
-    return pd.read_parquet(path)
+    return read_rows(path)
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    """A parquet file of rows or sentences; tokens and tags come back as lists (not arrays)."""
+    frame = pd.read_parquet(path)
+    if is_sentence_frame(frame):
+        for column in ("tokens", "tags"):
+            frame[column] = frame[column].map(list)
+    return frame
 
 
 def read_reference(paths: ProjectPaths) -> pd.DataFrame:

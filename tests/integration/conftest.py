@@ -44,23 +44,26 @@ def _with_overrides(params: dict, overrides: dict | None) -> dict:
     return params
 
 
-def make_project(root: Path, model_dir: Path, overrides: dict | None = None) -> ProjectPaths:
+def make_project(root: Path, model_dir: Path, overrides: dict | None = None, params: dict | None = None,
+                 reference=None) -> ProjectPaths:
     """A fresh project: the pipeline files of this repo, tiny-model params, git, DVC, a reference.
 
-    `overrides` maps a dotted key to a value, e.g. {"policy.train_on": "min_new_examples"}.
+    `overrides` maps a dotted key to a value, e.g. {"policy.train_on": "min_new_examples"};
+    `params` and `reference` replace the tiny text-classification ones (a token project's).
     """
     root.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "attempt.yaml"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params = _with_overrides(tiny_params(model_dir), overrides)
+    params = _with_overrides(params or tiny_params(model_dir), overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.email=test@ratchet", "-c", "user.name=ratchet-test"]
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     dvc_repo.init(root)
     paths = ProjectPaths.at(root)
-    store.create_reference(paths, synthetic_frame({"red": 40, "green": 40}, seed=0, prefix="ref"),
-                           source="synthetic red/green", eval_fraction=0.25)
+    if reference is None:
+        reference = synthetic_frame({"red": 40, "green": 40}, seed=0, prefix="ref")
+    store.create_reference(paths, reference, source="synthetic reference", eval_fraction=0.25)
     dvc_repo.add(root)
     subprocess.run(git + ["add", "-A"], cwd=root, check=True)
     subprocess.run(git + ["commit", "-qm", "project with reference"], cwd=root, check=True)

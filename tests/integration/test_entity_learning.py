@@ -7,7 +7,8 @@ import pytest
 
 from ratchet import modeling
 from ratchet.config import ContinualSettings
-from ratchet.entities.increment import SentenceMemory, learn_entity_increment
+from ratchet.entities.increment import learn_entity_increment
+from ratchet.entities.memory import SentenceMemory
 from ratchet.entities.metrics import entity_scores
 from ratchet.entities.tagger import Tagger, load_tagger
 from tests.unit.test_entity_model import (

@@ -1,6 +1,5 @@
-"""task: token-classification today: `ratchet validate` judges CoNLL and JSON Lines batches, `ratchet
-predict` tags with a token champion; the steps that handle text classification only refuse the
-project with a clear error."""
+"""task: token-classification: `ratchet validate` judges CoNLL and JSON Lines batches and names the
+sentence and token; a text project refuses a CoNLL file by name (the loop itself: test_entity_loop.py)."""
 
 from __future__ import annotations
 
@@ -39,11 +38,14 @@ def test_validate_judges_token_batches_and_names_the_sentence_and_token(tmp_path
     assert good.exists() and bad.exists(), "validate moves nothing"
 
 
-def test_steps_that_do_text_classification_refuse_a_token_project(tmp_path):
-    _project(tmp_path)
-    for command in (["run"], ["drift", "x.csv"]):
-        result = CliRunner().invoke(app, [*command, "--project", str(tmp_path)])
-        assert result.exit_code == 2, (command, result.output)
-        assert "task: token-classification" in result.output and "ratchet validate" in result.output
+def test_a_text_project_refuses_a_conll_file_by_name_and_a_token_project_without_champion_says_so(tmp_path):
+    good, _ = _project(tmp_path)
     no_champion = CliRunner().invoke(app, ["predict", "Ada sleeps", "--project", str(tmp_path)])
     assert no_champion.exit_code == 2 and "no champion yet" in no_champion.output
+    text_project = tmp_path / "texts"
+    text_project.mkdir()
+    (text_project / "params.yaml").write_text(yaml.safe_dump({"data": {"labels": ["a", "b"]}}))
+    result = CliRunner().invoke(app, ["validate", str(good), "--project", str(text_project), "--json"])
+    assert result.exit_code == 1
+    [verdict] = json.loads(result.stdout)
+    assert "a CoNLL file of tokens and tags, but this project classifies texts" in verdict["reason"]

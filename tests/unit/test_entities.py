@@ -10,12 +10,13 @@ from ratchet.entities.sentences import SentenceReadError, read_conll, read_jsonl
 from ratchet.entities.tags import (
     TagError,
     bio_problems,
+    entity_types_in,
     repair,
     spans,
     split_tag,
     tag_set,
 )
-from ratchet.entities.validation import entity_types_in, validate_sentences
+from ratchet.entities.validation import validate_sentences
 
 DATA = DataSettings(entity_types=["person", "geo-loc"])
 RULES = ValidationSettings(min_rows=1, max_rows=100, min_tokens=1, max_tokens=6)
@@ -103,17 +104,14 @@ def test_a_declared_repair_accepts_iob1():
     assert entity_types_in(_frame((["Ada", "x"], ["B-person", "O"]))) == {"person": 1}
 
 
-def test_the_task_must_declare_its_classes_and_steps_refuse_the_other_task():
+def test_the_task_must_declare_its_classes():
     with pytest.raises(ConfigError, match="data.entity_types: token classification needs"):
         parse_settings({"task": "token-classification", "data": {}})
     with pytest.raises(ConfigError, match="data.labels: text classification needs at least 2"):
         parse_settings({"data": {"labels": ["a"]}})
     with pytest.raises(ConfigError, match="declare entity types without B-/I-"):
         parse_settings({"task": "token-classification", "data": {"entity_types": ["B-person"]}})
-    tokens = parse_settings({"task": "token-classification", "data": {"entity_types": ["person"]}})
-    with pytest.raises(ConfigError, match="task: token-classification, and the train stage handles text"):
-        tokens.require_text_classification("the train stage")
-    parse_settings({"data": {"labels": ["a", "b"]}}).require_text_classification("the train stage")
+    assert parse_settings({"task": "token-classification", "data": {"entity_types": ["person"]}}).data.entity_types == ["person"]
 
 
 def test_the_shipped_twitter_corpus_reads_and_passes_validation():

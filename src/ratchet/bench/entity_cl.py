@@ -38,7 +38,8 @@ from ratchet.bench.results import (
     table_caption,
 )
 from ratchet.config import Settings
-from ratchet.entities.increment import SentenceMemory, learn_entity_increment
+from ratchet.entities.increment import learn_entity_increment
+from ratchet.entities.memory import SentenceMemory
 from ratchet.entities.metrics import EntityScores, entity_scores, only_types
 from ratchet.entities.tagger import Tagger
 from ratchet.entities.tags import active_tags, tag_set

@@ -36,8 +36,7 @@ from ratchet.bench.streams import StreamError
 from ratchet.entities.corpus import load_twitter_ner
 from ratchet.entities.metrics import only_types
 from ratchet.entities.sentences import read_sentences
-from ratchet.entities.tags import entity_types_of
-from ratchet.entities.validation import entity_types_in
+from ratchet.entities.tags import entity_types_in, entity_types_of
 from ratchet.records import TOKEN_CLASSIFICATION
 
 CORPORA = {"twitter-ner": load_twitter_ner}

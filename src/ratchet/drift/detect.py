@@ -18,8 +18,15 @@ from sklearn.metrics import f1_score
 from ratchet import atomic
 from ratchet.config import DriftSettings
 from ratchet.drift import signals as sig
-from ratchet.drift.calibration import (CALIBRATION_VERSION, Calibration, Compared, ThresholdModel, calibrate, fired,
-                                       score_all)
+from ratchet.drift.calibration import (
+    CALIBRATION_VERSION,
+    Calibration,
+    Compared,
+    ThresholdModel,
+    calibrate,
+    fired,
+    score_all,
+)
 from ratchet.drift.descriptors import describe, document_frequency
 from ratchet.drift.explain import misclassified, typical_words, unusual_rows
 
@@ -67,6 +74,7 @@ class DriftResult:
     html_path: str = ""
     json_path: str = ""
     source: str = ""                   # the file the batch came in (for people; ids are hashes)
+    entities: dict = field(default_factory=dict)    # token batches: entity types, unseen types, champion F1
 
     @property
     def drifted(self) -> bool:
@@ -193,11 +201,16 @@ def judge(specs: list[sig.SignalSpec], thresholds, compared: Comparison, setting
 def detect_drift(batch: pd.DataFrame, reference: pd.DataFrame, settings: DriftSettings, out_dir: Path,
                  batch_id: str, champion: ChampionView | None = None, champion_key: str = "",
                  cache_dir: Path | None = None, known_labels: set[str] | None = None,
-                 source: str = "") -> DriftResult:
+                 source: str = "", extra_signals: list[SignalResult] = (), new_labels: list[str] | None = None,
+                 entities: dict | None = None) -> DriftResult:
     """Compare `batch` (text, label) with `reference` (text, label, split: train|eval).
 
     `known_labels`: the classes the champion has learned (default: the reference's); batch labels
     outside them make the verdict high.
+
+    `extra_signals`, `new_labels` and `entities` come from a caller that knows more than texts
+    (ratchet.entities.drift): judged signals added to the verdict, the labels that make it high
+    (instead of the batch labels outside `known_labels`), and the report's entity section.
 
     Writes out_dir/<batch_id>.html (the reviewer's report), <batch_id>.json (this result) and
     <batch_id>.evidently.json (Evidently's snapshot), and refreshes out_dir/index.html.
@@ -213,7 +226,8 @@ def detect_drift(batch: pd.DataFrame, reference: pd.DataFrame, settings: DriftSe
     seconds["prepare"] = round(time.perf_counter() - t0, 2)  # descriptors and the champion's outputs
     reference_rows, batch_rows = compared.reference, compared.batch
     known = set(reference["label"].astype(str)) | set(known_labels or ())
-    new_labels = sorted(set(batch_rows.labels) - known)
+    if new_labels is None:
+        new_labels = sorted(set(batch_rows.labels) - known)
 
     t0 = time.perf_counter()
     batch_size = settings.batch_size or len(cur)
@@ -223,7 +237,7 @@ def detect_drift(batch: pd.DataFrame, reference: pd.DataFrame, settings: DriftSe
 
     t0 = time.perf_counter()
     thresholds = threshold_model.at(len(cur), len(ref))
-    results = judge(threshold_model.specs, thresholds, compared, settings)
+    results = judge(threshold_model.specs, thresholds, compared, settings) + list(extra_signals)
     seconds["signals"] = round(time.perf_counter() - t0, 2)
     severity, reasons = verdict(results, new_labels)
     cur_texts, ref_texts = batch_rows.texts, reference_rows.texts
@@ -235,7 +249,8 @@ def detect_drift(batch: pd.DataFrame, reference: pd.DataFrame, settings: DriftSe
         unusual_rows=unusual_rows(cur_texts, batch_rows.embeddings, reference_rows.embeddings,
                                   batch_rows.descriptors["oov_share"], settings.max_examples),
         misclassified=misclassified(cur[["text", "label"]], batch_rows.predictions, settings.max_examples),
-        html_path=str(out_dir / f"{batch_id}.html"), json_path=str(out_dir / f"{batch_id}.json"), source=source)
+        html_path=str(out_dir / f"{batch_id}.html"), json_path=str(out_dir / f"{batch_id}.json"), source=source,
+        entities=entities or {})
 
     t0 = time.perf_counter()
     _write_report_with_fallbacks(result, reference_rows, batch_rows, thresholds.values, settings, out_dir)

@@ -77,6 +77,8 @@ def summary_html(result) -> str:
                      f'<tr><td>reference eval split ({champion["reference_eval_rows"]} rows)</td>'
                      f'<td>{_number(champion["reference_accuracy"])}</td>'
                      f'<td>{_number(champion["reference_macro_f1"])}</td></tr></table>')
+    elif result.entities:
+        parts.append(entity_section(result.entities))
     else:
         parts.append('<p class="muted">No champion yet: the model-aware signals (embeddings, predictions, '
                      "accuracy) were not computed.</p>")
@@ -104,6 +106,25 @@ def summary_html(result) -> str:
     return "\n".join(parts)
 
 
+def entity_section(entities: dict) -> str:
+    """Token batches: entities per type in the batch and the reference, unseen types, the champion's F1."""
+    batch, reference = entities["batch_types"], entities["reference_types"]
+    unseen = set(entities["unseen_types"])
+    rows = "".join(f'<tr class="{"fired" if kind in unseen else ""}"><td>{_e(kind)}</td><td>{batch.get(kind, 0)}</td>'
+                   f"<td>{reference.get(kind, 0)}</td><td>{'yes' if kind in unseen else ''}</td></tr>"
+                   for kind in sorted(set(batch) | set(reference)))
+    parts = ['<h2 id="ratchet-entities">Entities</h2><table><tr><th>type</th><th>batch</th><th>reference</th>'
+             f"<th>never learned by the champion</th></tr>{rows}</table>"]
+    if entities.get("champion_batch_f1") is not None:
+        parts.append(f"<p>The champion's entity F1 (micro, strict IOB2) on {_e(', '.join(entities['shared_types']))}: "
+                     f'<b id="ratchet-batch-f1">{_number(entities["champion_batch_f1"])}</b> on this batch, '
+                     f"{_number(entities['champion_reference_f1'])} on the reference eval split.</p>")
+    else:
+        parts.append('<p class="muted">No entity type is both tagged here and learned by the champion: its F1 on '
+                     "this batch says nothing (a batch tags only its own types; the others are <code>O</code>).</p>")
+    return "".join(parts)
+
+
 def _frame(rows: Compared) -> pd.DataFrame:
     frame = pd.DataFrame({"text": rows.texts, "label": rows.labels})
     frame = pd.concat([frame, rows.descriptors.reset_index(drop=True)], axis=1)
@@ -127,7 +148,9 @@ def evidently_report(reference: Compared, current: Compared, thresholds: dict[st
     from evidently.legacy.metrics.data_drift import embeddings_drift
 
     embeddings_drift.SAMPLE_CONSTANT = EMBEDDING_PLOT_ROWS
-    from evidently.legacy.metrics.data_drift.embedding_drift_methods import DistanceDriftMethod
+    from evidently.legacy.metrics.data_drift.embedding_drift_methods import (
+        DistanceDriftMethod,
+    )
     from evidently.metrics import EmbeddingsDrift, ValueDrift
 
     ref, cur = _frame(reference), _frame(current)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ratchet.config import TrainSettings
 from ratchet.entities.alignment import IGNORE, EncodedSentence, piece_labels
+from ratchet.entities.tagger import mask_inactive
 from ratchet.training.loop import TrainReport, autocast_dtype, optimizer_and_schedule
 
 log = logging.getLogger("ratchet")
@@ -34,14 +35,6 @@ class DistillationTargets:
 def _padded(rows: list[list[int]], fill: int, device) -> torch.Tensor:
     width = max(len(r) for r in rows)
     return torch.tensor([r + [fill] * (width - len(r)) for r in rows], dtype=torch.long, device=device)
-
-
-def mask_inactive(logits: torch.Tensor, active: list[bool] | None) -> torch.Tensor:
-    """Logits with the tags the model may not answer pushed out of the softmax (see tags.active_tags)."""
-    if active is None or all(active):
-        return logits
-    allowed = torch.tensor(active, device=logits.device)
-    return logits.masked_fill(~allowed, torch.finfo(logits.dtype).min / 2)
 
 
 def fit_tags(model: torch.nn.Module, tokenizer, encoded: list[EncodedSentence], word_tag_ids: list[list[int]],

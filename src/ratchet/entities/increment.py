@@ -29,7 +29,6 @@ from ratchet.entities.tagger import word_logits
 from ratchet.entities.tags import (
     OUTSIDE,
     active_tags,
-    entity_types_of,
     repair,
     split_tag,
 )
@@ -79,31 +78,6 @@ def pseudo_label(tags: list[list[str]], champion_probabilities: list[np.ndarray]
                     entities[tag[2:]] = entities.get(tag[2:], 0) + 1
         out.append(relabelled)
     return out, PseudoLabelCounts(words=words, sentences=sentences, entities=dict(sorted(entities.items())))
-
-
-class SentenceMemory:
-    """Earlier sentences kept for replay: up to `per_type` of each entity type, as they were trained."""
-
-    def __init__(self, per_type: int, seed: int = 0) -> None:
-        self.per_type = per_type
-        self.seed = seed
-        self.by_type: dict[str, pd.DataFrame] = {}
-
-    def add(self, sentences: pd.DataFrame, types: list[str]) -> None:
-        """Keep sentences that show each of `types` (their tags as trained, pseudo-labels included)."""
-        for kind in types:
-            has = sentences[sentences["tags"].map(lambda tags: kind in entity_types_of(tags))]
-            if len(has) > self.per_type:
-                has = has.sample(self.per_type, random_state=self.seed)
-            self.by_type[kind] = has.reset_index(drop=True)
-
-    def sample(self, per_type: int, seed: int) -> pd.DataFrame:
-        """Up to `per_type` sentences of each remembered type, no sentence twice."""
-        picked = [frame.sample(min(per_type, len(frame)), random_state=seed) for frame in self.by_type.values()
-                  if per_type > 0 and len(frame)]
-        if not picked:
-            return pd.DataFrame(columns=["id", "tokens", "tags"])
-        return pd.concat(picked, ignore_index=True).drop_duplicates("id").reset_index(drop=True)
 
 
 def learn_entity_increment(model: torch.nn.Module, tokenizer, new: pd.DataFrame, replayed: pd.DataFrame,

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ratchet.batches import BatchReadError, content_hash
+
 SENTENCE_COLUMNS = ["id", "tokens", "tags", "line"]
 CONLL_SUFFIXES = (".conll", ".conllu", ".iob", ".bio")
 
 
-class SentenceReadError(ValueError):
+class SentenceReadError(BatchReadError):
     """A token file that cannot be read; the message names the file and the line."""
 
 
@@ -31,7 +33,7 @@ def is_token_file(path: Path) -> bool:
 
 def read_conll(path: Path, id_prefix: str = "s") -> pd.DataFrame:
     rows, tokens, tags, start = [], [], [], None
-    text = path.read_text(encoding="utf-8", errors="strict")
+    text = _text_of(path)
 
     def close() -> None:
         if tokens:
@@ -61,7 +63,7 @@ def read_conll(path: Path, id_prefix: str = "s") -> pd.DataFrame:
 
 def read_jsonl(path: Path) -> pd.DataFrame:
     rows = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(_text_of(path).splitlines(), start=1):
         if not raw.strip():
             continue
         try:
@@ -75,6 +77,15 @@ def read_jsonl(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SENTENCE_COLUMNS)
 
 
+def _text_of(path: Path) -> str:
+    if path.is_symlink():
+        raise SentenceReadError(f"{path.name}: a symbolic link; refused, never followed")
+    try:
+        return path.read_text(encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as error:
+        raise SentenceReadError(f"{path.name}: not UTF-8 text (byte {error.start}): {error.reason}") from None
+
+
 def read_sentences(path: Path) -> pd.DataFrame:
     """A CoNLL or JSON Lines token batch as a sentence frame."""
     if path.suffix.lower() in (".jsonl", ".ndjson"):
@@ -82,3 +93,18 @@ def read_sentences(path: Path) -> pd.DataFrame:
     if is_token_file(path) or path.suffix.lower() == ".txt":
         return read_conll(path)
     raise SentenceReadError(f"{path.name}: a token batch is CoNLL ({', '.join(CONLL_SUFFIXES)}) or JSON Lines (.jsonl)")
+
+
+def load_sentence_batch(path: Path) -> tuple[str, pd.DataFrame]:
+    """(batch id, sentences) of a token batch. The id hashes the sentences' ids, tokens and tags (so
+    the same content is recognised in either format); ids a CoNLL file does not carry become
+    `<batch id>-s<n>`, unique across batches."""
+    frame = read_sentences(path)
+    if frame.empty:
+        raise SentenceReadError(f"{path.name}: no sentences in the file")
+    batch_id = content_hash(frame[["id", "tokens", "tags"]])
+    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+        frame["id"] = [f"{batch_id}-s{n}" for n in range(1, len(frame) + 1)]
+    else:
+        frame["id"] = frame["id"].map(lambda v: None if v is None else str(v))
+    return batch_id, frame

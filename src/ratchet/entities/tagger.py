@@ -18,7 +18,6 @@ import torch
 from ratchet import modeling
 from ratchet.config import ModelSettings
 from ratchet.entities.alignment import EncodedSentence, encode_words
-from ratchet.entities.fit import mask_inactive
 from ratchet.entities.tags import OUTSIDE, EntitySpan, active_tags, repair, spans
 
 # A text typed by a person becomes words the way annotated corpora split them: URLs, @mentions and
@@ -30,10 +29,23 @@ def split_words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+def mask_inactive(logits: torch.Tensor, active: list[bool] | None) -> torch.Tensor:
+    """Logits with the tags the model may not answer pushed out of the softmax (see tags.active_tags)."""
+    if active is None or all(active):
+        return logits
+    allowed = torch.tensor(active, device=logits.device)
+    return logits.masked_fill(~allowed, torch.finfo(logits.dtype).min / 2)
+
+
 @dataclass(frozen=True)
 class ScoredSpan:
     span: EntitySpan
     score: float           # the mean, over the span's words, of the probability of the tag predicted
+
+    def as_record(self) -> dict:
+        """What `ratchet predict --json` and the served model answer for one entity (start/end in words)."""
+        return {"text": self.span.text, "type": self.span.type, "start": self.span.start, "end": self.span.end,
+                "score": round(self.score, 6)}
 
 
 def word_logits(model: torch.nn.Module, tokenizer, encoded: list[EncodedSentence],

@@ -111,3 +111,17 @@ def spans(tokens: list[str], tags: list[str]) -> list[EntitySpan]:
         start, kind = (position, tag_kind) if prefix == "B" else (None, None)
     close(len(tags))
     return found
+
+
+def entity_types_in(frame) -> dict[str, int]:
+    """Entity counts by type (B- tags) in a frame of sentences (column `tags`); malformed tags are skipped."""
+    counts: dict[str, int] = {}
+    for tags in frame["tags"]:
+        for tag in tags if tags is not None and not isinstance(tags, str) else []:
+            try:
+                prefix, kind = split_tag(tag)
+            except TagError:
+                continue
+            if prefix == "B":
+                counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ratchet.config import DataSettings, ValidationSettings
-from ratchet.entities.tags import TagError, bio_problems, repair, split_tag, tag_set
+from ratchet.entities.tags import TagError, bio_problems, repair, tag_set
 from ratchet.validation import Failure, ValidationResult
 
 SHOWN = 3     # sentences named in one failure's message
@@ -149,17 +149,3 @@ def validate_sentences(frame: pd.DataFrame, data: DataSettings, rules: Validatio
     failures = [_failure(item, view, rules) for item in result["results"] if not item["success"]]
     return ValidationResult(passed=bool(result["success"]) and not failures, checks_run=len(result["results"]),
                             failures=failures, ge_result=result)
-
-
-def entity_types_in(frame: pd.DataFrame) -> dict[str, int]:
-    """Entity counts by type in well-formed sentences (B- tags), for reports."""
-    counts: dict[str, int] = {}
-    for tags in frame["tags"]:
-        for tag in tags if isinstance(tags, list) else []:
-            try:
-                prefix, kind = split_tag(tag)
-            except TagError:
-                continue
-            if prefix == "B":
-                counts[kind] = counts.get(kind, 0) + 1
-    return dict(sorted(counts.items()))

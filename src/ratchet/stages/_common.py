@@ -26,5 +26,4 @@ def start(stage: str) -> tuple[ProjectPaths, Settings]:
         logging.getLogger("ratchet").info("%s: feedback-loop retry %d: %s", stage, plan.attempt,
                                           " then ".join(kind.replace("_", " ") for kind in plan.retries))
     settings = load_settings(paths.params)
-    settings.require_text_classification(f"the {stage} stage")
     return paths, settings.for_retries(plan.retries)

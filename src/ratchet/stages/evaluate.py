@@ -1,4 +1,5 @@
-"""Stage evaluate: candidate and champion on every eval split -> metrics/eval.json and plot CSVs."""
+"""Stage evaluate: candidate and champion on every eval split -> metrics/eval.json and plot CSVs
+(token classification: ratchet.stages.evaluate_sentences)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import logging
 import pandas as pd
 
 from ratchet import atomic, modeling, records, store
-from ratchet.comparison import EvalSplit, evaluate_candidate
+from ratchet.comparison import EvalSplit, Evaluation, evaluate_candidate
+from ratchet.config import Settings
+from ratchet.paths import ProjectPaths
 from ratchet.plots import accuracy_heatmap
+from ratchet.records import TOKEN_CLASSIFICATION
 from ratchet.stages._common import start
 
 log = logging.getLogger("ratchet")
@@ -18,6 +22,15 @@ log = logging.getLogger("ratchet")
 
 def main() -> None:
     paths, settings = start("evaluate")
+    if settings.task == TOKEN_CLASSIFICATION:
+        from ratchet.stages import evaluate_sentences
+
+        write_plots(paths, evaluate_sentences.run(paths, settings), "entity F1")
+        return
+    write_plots(paths, _evaluate_texts(paths, settings), "accuracy")
+
+
+def _evaluate_texts(paths: ProjectPaths, settings: Settings) -> Evaluation:
     plan = atomic.read_json(paths.plan)
     labels = list(settings.data.labels)
     candidate = modeling.load_classifier(paths.candidate, settings.model, labels)
@@ -33,8 +46,13 @@ def main() -> None:
         log.info("evaluate: %s (%s, n=%d): candidate %.3f%s", name, result.role, result.n,
                  result.candidate.accuracy, f", champion {result.champion.accuracy:.3f}" if result.champion else "")
     records.write(paths.eval_metrics, evaluation.report)
+    return evaluation
 
-    # Per-split bars, the accuracy matrix R[step][split] and the summary per increment (dvc plots).
+
+def write_plots(paths: ProjectPaths, evaluation: Evaluation, metric: str) -> None:
+    """Per-split bars, the accuracy matrix R[step][split] and the summary per increment (dvc plots);
+    the column is called accuracy whatever `metric` (entity F1 in a token project) it holds."""
+    splits = evaluation.report.splits
     rows = [{"split": name, "model": role, "accuracy": round(scores.accuracy, 6)}
             for name, s in splits.items() for role, scores in (("champion", s.champion), ("candidate", s.candidate))
             if scores]
@@ -44,7 +62,7 @@ def main() -> None:
                [{"step": i, "model": steps[i], "split": split, "accuracy": round(acc, 6)}
                 for i, row in enumerate(matrix) for split, acc in row.items()])
     _write_csv(paths.increments_plot, ["step", "model", "average_accuracy", "bwt", "fwt"], evaluation.increments)
-    accuracy_heatmap(steps, list(matrix[-1]), matrix, "accuracy matrix R[step][split]", paths.accuracy_heatmap)
+    accuracy_heatmap(steps, list(matrix[-1]), matrix, f"{metric} matrix R[step][split]", paths.accuracy_heatmap)
 
 
 def _write_csv(path, fields: list[str], rows: list[dict]) -> None:

@@ -1,4 +1,5 @@
-"""Stage prepare: the increment's rows (new data, replay, old validation), the eval suite, the next buffer."""
+"""Stage prepare: the increment's rows (new data, replay, old validation), the eval suite, the next buffer
+(token classification: ratchet.stages.prepare_sentences)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ratchet.config import Settings
 from ratchet.continual.buffer import ReplayBuffer
 from ratchet.continual.mix import compose_increment
 from ratchet.paths import ProjectPaths
+from ratchet.records import TOKEN_CLASSIFICATION
 from ratchet.stages._common import start
 
 log = logging.getLogger("ratchet")
@@ -31,6 +33,11 @@ def current_buffer(paths: ProjectPaths, settings: Settings, trained: list[str]) 
 
 def main() -> None:
     paths, settings = start("prepare")
+    if settings.task == TOKEN_CLASSIFICATION:
+        from ratchet.stages import prepare_sentences
+
+        prepare_sentences.run(paths, settings)
+        return
     catalog = store.read_catalog(paths)
     new = [e.batch_id for e in catalog if e.status == "pending"]
     old = [e.batch_id for e in catalog if e.status == "trained"]

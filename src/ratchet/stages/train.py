@@ -1,4 +1,5 @@
-"""Stage train: continue the champion (or start from the base model) on one increment."""
+"""Stage train: continue the champion (or start from the base model) on one increment
+(token classification: ratchet.stages.train_sentences)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from ratchet import atomic, faultpoints, modeling
 from ratchet.continual.increment import learn_increment
 from ratchet.continual.mix import IncrementData
+from ratchet.records import TOKEN_CLASSIFICATION
 from ratchet.stages._common import start
 from ratchet.training import distributed
 
@@ -20,6 +22,12 @@ log = logging.getLogger("ratchet")
 
 def main() -> None:
     paths, settings = start("train")
+    if settings.task == TOKEN_CLASSIFICATION:
+        from ratchet.stages import train_sentences
+
+        faultpoints.reached("during_train")
+        train_sentences.run(paths, settings)
+        return
     processes = settings.train.processes
     if processes > 1 and not distributed.under_launcher():
         if torch.cuda.is_available() and processes > torch.cuda.device_count():
