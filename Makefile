@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PREFECT_LOGGING_EXTRA_LOGGERS := ratchet
 
-.PHONY: help install demo test test-fast test-integration test-faults serve clean-demo lock
+.PHONY: help install demo demo-ner test test-fast test-integration test-faults serve clean-demo lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ install: $(STAMP)  ## create .venv and install the pinned dependencies
 
 demo: $(STAMP)  ## run the BBC News demo end to end (about 10 minutes on 2 CPU cores)
 	$(BIN)/ratchet demo --fresh
+
+demo-ner: $(STAMP)  ## the entity demo: tweets whose batches bring new entity types, in demo-ner/ (under 10 minutes)
+	$(BIN)/ratchet demo --task ner --fresh
 
 # Two workers, a test file each at a time (module fixtures stay in one process): much of the suite
 # waits on servers and subprocesses, so two workers on 2 cores take ~16 min where one takes ~21.

@@ -155,14 +155,23 @@ def init(reference: Annotated[Path, typer.Argument(help="Labeled reference file 
 
 
 @app.command()
-def demo(project: ProjectOption = Path("."),
-         fresh: Annotated[bool, typer.Option(help="Set an earlier demo's state aside first.")] = False) -> None:
-    """Build the BBC News reference and stream, then run the flow over it and say where to look."""
+def demo(project: Annotated[Path | None, typer.Option(help="The project folder (default: . for text, demo-ner/ "
+                                                             "for ner).")] = None,
+         fresh: Annotated[bool, typer.Option(help="Set an earlier demo's state aside first.")] = False,
+         task: Annotated[str, typer.Option(help="text: BBC News topics in this repository's project; ner: "
+                                                "entities in tweets, a project of its own.")] = "text") -> None:
+    """Build a reference set and a stream of batches, then run the flow over it and say where to look."""
     _setup()
+    if task not in ("text", "ner"):
+        console.print(f"[red]error:[/] --task is text or ner, not {task!r}")
+        raise typer.Exit(2)
+    if task == "ner":
+        _demo_ner(ProjectPaths.at(project or Path("demo-ner")), fresh)
+        return
     from ratchet import demo as demo_data
     from ratchet import dvc_repo, store
 
-    paths = ProjectPaths.at(project)
+    paths = ProjectPaths.at(project or Path("."))
     if fresh:
         moved = demo_data.set_aside_previous_run(paths)
         if moved:
@@ -195,6 +204,45 @@ def demo(project: ProjectOption = Path("."),
         f"                              runs, evidence, and model `ratchet` with alias `champion`")
 
 
+def _demo_ner(paths: ProjectPaths, fresh: bool) -> None:
+    from ratchet import demo as demo_data
+    from ratchet import demo_ner, dvc_repo, store
+
+    if fresh:
+        moved = demo_data.set_aside_previous_run(paths)
+        if moved:
+            console.print(f"earlier demo state moved to {moved}")
+    try:
+        demo_ner.set_up_project(paths)
+    except demo_ner.DemoSetupError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    reference, files = demo_ner.build_stream()
+    if store.read_catalog(paths):
+        console.print(f"[yellow]{paths.data} already holds a demo run[/]: its files will be recognised as "
+                      "duplicates. Use `ratchet demo --task ner --fresh` to start over.")
+    else:
+        demo_ner.build_reference(paths, reference)
+        md5 = dvc_repo.add(paths.root)
+        console.print(f"reference set built in {paths.root}: {len(reference)} tweets tagging person, geo-loc, other "
+                      f"and company; data/ md5 {md5}")
+    demo_ner.write_incoming(paths, files)
+    for item in demo_ner.DEMO_FILES:
+        console.print(f"  incoming/{item.name}: {item.story}")
+    _run_watch(paths)
+    _print_status(paths)
+    where = paths.root
+    console.print(
+        "\n[bold]Where to look[/] (commands from .venv/bin, or after `source .venv/bin/activate`)\n"
+        f"  ratchet predict --project {where} \"Obama visits Paris with Apple\"\n"
+        f"                              the champion's entities: spans, types and scores\n"
+        f"  ratchet status --project {where}\n"
+        f"  {where}/reports/drift/index.html   entity types per batch, types never learned, the champion's F1\n"
+        f"  {where}/metrics/gate.json          the last gate: entity F1 per old split and per type\n"
+        f"  {where}/quarantine/<batch>/        the malformed batch, reason.json naming sentence and token\n"
+        f"  mlflow ui --backend-store-uri sqlite:///{paths.mlflow_db}")
+
+
 def _print_status(paths: ProjectPaths) -> None:
     from ratchet.status import project_status
 
@@ -202,7 +250,7 @@ def _print_status(paths: ProjectPaths) -> None:
     champion = status["champion"]
     console.print("\n[bold]champion:[/] " + (f"v{champion['version']} ({champion['kind']}, trained on "
                                               f"{', '.join(champion['trained_batches'])})" if champion else "none"))
-    table = Table("#", "batch", "file", "state", "drift", "new-split acc", "reason", show_lines=True)
+    table = Table("#", "batch", "file", "state", "drift", "new split", "reason", show_lines=True)
     for batch in status["batches"]:
         accuracy = batch["metrics"].get("new_split_accuracy")
         table.add_row(str(batch["arrival"]), batch["batch_id"], batch["file"],

@@ -59,9 +59,10 @@ def run_dvc(root: Path, *args: str, capture: bool = False) -> str:
     return output or ""
 
 
-def init(root: Path) -> None:
-    """Initialise DVC in a git repository, with analytics and update checks off."""
-    run_dvc(root, "init", "--quiet", capture=True)
+def init(root: Path, scm: bool = True) -> None:
+    """Initialise DVC in a git repository (`scm` False: in a folder git does not track), with
+    analytics and update checks off."""
+    run_dvc(root, "init", "--quiet", *(() if scm else ("--no-scm",)), capture=True)
     run_dvc(root, "config", "core.analytics", "false", capture=True)
     run_dvc(root, "config", "core.check_update", "false", capture=True)
 
