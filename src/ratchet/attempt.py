@@ -22,7 +22,7 @@ from ratchet.champion import next_manifest
 from ratchet.config import Settings
 from ratchet.locking import training_lock
 from ratchet.project import Project
-from ratchet.records import EvalReport, GateDecision
+from ratchet.records import TOKEN_CLASSIFICATION, EvalReport, GateDecision
 
 log = logging.getLogger("ratchet")
 
@@ -72,6 +72,14 @@ def strategy_label(settings: Settings) -> str:
     c, m = settings.continual, settings.model
     parts = [f"lora r{m.lora.r}" if m.finetune == "lora" else
              (f"top {m.top_layers} layers" if m.finetune == "top_layers" else "full")]
+    if settings.task == TOKEN_CLASSIFICATION:   # what ratchet.entities.increment applies
+        if c.pseudo_labels.enabled:
+            parts.append(f"pseudo-labels {c.pseudo_labels.threshold:g}")
+        if c.replay.selection != "none":
+            parts.append(f"sentence replay {c.replay.ratio:g}")
+        if c.distillation.weight > 0:
+            parts.append(f"kd on O {c.distillation.weight:g}")
+        return " + ".join(parts) + f" @ lr {settings.train.learning_rate:g}"
     if c.replay.selection != "none":
         parts.append(f"replay {c.replay.selection} {c.replay.ratio:g}" + (" balanced" if c.replay.balance_classes else ""))
     if c.distillation.weight > 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,8 @@ STATE_STYLE = {"promoted": "green", "rejected": "red", "quarantined": "yellow", 
 
 def setup(verbose: bool = False) -> None:
     configure_offline()
+    # deprecation notices of the pinned libraries (transformers, peft) are not the user's concern
+    warnings.filterwarnings("ignore", category=FutureWarning)
     # Prefect's per-task "Finished in state Completed()" lines drown ratchet's own decisions.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
