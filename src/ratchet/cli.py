@@ -155,8 +155,8 @@ def init(reference: Annotated[Path, typer.Argument(help="Labeled reference file 
 
 
 @app.command()
-def demo(project: Annotated[Path | None, typer.Option(help="The project folder (default: . for text, demo-ner/ "
-                                                             "for ner).")] = None,
+def demo(project: Annotated[Path | None, typer.Option("--project", "-p", help="The project folder (default: . for "
+                                                                             "text, demo-ner/ for ner).")] = None,
          fresh: Annotated[bool, typer.Option(help="Set an earlier demo's state aside first.")] = False,
          task: Annotated[str, typer.Option(help="text: BBC News topics in this repository's project; ner: "
                                                 "entities in tweets, a project of its own.")] = "text") -> None:
