@@ -96,9 +96,9 @@ def read_sentences(path: Path) -> pd.DataFrame:
 
 
 def load_sentence_batch(path: Path) -> tuple[str, pd.DataFrame]:
-    """(batch id, sentences) of a token batch. The id hashes the sentences' ids, tokens and tags (so
-    the same content is recognised in either format); ids a CoNLL file does not carry become
-    `<batch id>-s<n>`, unique across batches."""
+    """(batch id, sentences) of a token batch. The id hashes the sentences' ids (a CoNLL file's are
+    s1..sN), tokens and tags, so a file sent again is a duplicate whatever its name; ids a CoNLL
+    file does not carry become `<batch id>-s<n>`, unique across batches."""
     frame = read_sentences(path)
     if frame.empty:
         raise SentenceReadError(f"{path.name}: no sentences in the file")
