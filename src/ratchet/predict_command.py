@@ -22,7 +22,10 @@ from ratchet.paths import ProjectPaths
 
 def predict(texts: Annotated[list[str], typer.Argument(help="One or more texts to classify (or to tag, in an "
                                                                "entity project).")],
-            project: ProjectOption = Path("."), as_json: JsonOption = False) -> None:
+            project: ProjectOption = Path("."), as_json: JsonOption = False,
+            task: Annotated[str | None, typer.Option(help="text or ner: what you expect the project to do "
+                                                          "(default: params.yaml's task; a mismatch is an error).")]
+            = None) -> None:
     """Classify texts with the champion in data/champion (offline), with its class probabilities;
     in a token-classification project, the entity spans it finds, with their types and scores."""
     setup()
@@ -30,6 +33,11 @@ def predict(texts: Annotated[list[str], typer.Argument(help="One or more texts t
 
     paths = ProjectPaths.at(project)
     settings = load_project_or_exit(paths.root).settings
+    expected = {"text": "text-classification", "ner": "token-classification"}
+    if task is not None and expected.get(task) != settings.task:
+        console.print(f"[red]error:[/] --task {task}, but params.yaml in {paths.root} sets task: {settings.task}"
+                      + ("" if task in expected else " (--task is text or ner)"))
+        raise typer.Exit(2)
     manifest = store.champion_manifest(paths)
     if manifest is None:
         console.print("[red]no champion yet[/]: run `ratchet demo` or `ratchet run` first")

@@ -113,13 +113,16 @@ def test_the_champion_tags_spans_through_predict_and_the_registered_pyfunc(entit
     learned = tagged_sentences(30, seed=1, types=["blue"], prefix="b").iloc[0]
     sentence = " ".join(learned["tokens"])
     gold = {(s.text, s.type) for s in spans(list(learned["tokens"]), list(learned["tags"]))}
-    result = CliRunner().invoke(app, ["predict", sentence, "--project", str(paths.root), "--json"])
+    result = CliRunner().invoke(app, ["predict", sentence, "--task", "ner", "--project", str(paths.root), "--json"])
     assert result.exit_code == 0, result.output
     [answer] = json.loads(result.stdout)
     found = {(e["text"], e["type"]) for e in answer["entities"]}
     assert gold & found, (gold, found)
     assert all(0 < e["score"] <= 1 and answer["words"][e["start"]:e["end"]] == e["text"].split()
                for e in answer["entities"])
+
+    wrong = CliRunner().invoke(app, ["predict", sentence, "--task", "text", "--project", str(paths.root)])
+    assert wrong.exit_code == 2 and "sets task: token-classification" in wrong.output
 
     uri = f"sqlite:///{paths.mlflow_db}"
     mlflow.set_registry_uri(uri)
