@@ -13,12 +13,14 @@ from rich.table import Table
 from ratchet.batch_commands import batch_commands
 from ratchet.bench.commands import bench_app
 from ratchet.cli_support import (
-    STATE_STYLE,
     ProjectOption,
     console,
     load_project_or_exit,
+    print_status,
+    run_watch,
 )
 from ratchet.cli_support import setup as _setup
+from ratchet.demo_command import demo
 from ratchet.offline import configure_offline
 from ratchet.paths import ProjectPaths
 from ratchet.predict_command import predict
@@ -27,20 +29,9 @@ app = typer.Typer(help="Keep a text classifier learning from new labeled batches
                   no_args_is_help=True, add_completion=False)
 app.add_typer(bench_app, name="bench")
 app.command()(predict)
+app.command()(demo)
 for command in batch_commands:
     app.command()(command)
-
-
-def _run_watch(paths: ProjectPaths) -> None:
-    from flows.watch import (
-        watch,  # Prefect is imported only for commands that run flows
-    )
-    from ratchet.locking import run_lock
-
-    # before Prefect starts its embedded server: runs started together queue here, not on the
-    # server's database (a fresh one migrated by three servers at once fails)
-    with run_lock(paths):
-        watch(str(paths.root))
 
 
 @app.command()
@@ -53,7 +44,7 @@ def run(project: ProjectOption = Path(".")) -> None:
     paths = ProjectPaths.at(project)
     load_project_or_exit(paths.root)   # a bad params.yaml: one clear error, nothing touched
     try:
-        _run_watch(paths)
+        run_watch(paths)
     except LedgerError as error:
         console.print(f"[red]error:[/] the state store holds a row ratchet cannot read; nothing was processed: {error}")
         raise typer.Exit(2) from None
@@ -63,7 +54,7 @@ def run(project: ProjectOption = Path(".")) -> None:
         console.print(f"[red]error:[/] {type(error).__name__}: {error}\nNot the batch's fault: it stays where it "
                       "is and the next `ratchet run` resumes it.")
         raise typer.Exit(1) from None
-    _print_status(paths)
+    print_status(paths)
 
 
 @app.command()
@@ -155,115 +146,6 @@ def init(reference: Annotated[Path, typer.Argument(help="Labeled reference file 
 
 
 @app.command()
-def demo(project: Annotated[Path | None, typer.Option("--project", "-p", help="The project folder (default: . for "
-                                                                             "text, demo-ner/ for ner).")] = None,
-         fresh: Annotated[bool, typer.Option(help="Set an earlier demo's state aside first.")] = False,
-         task: Annotated[str, typer.Option(help="text: BBC News topics in this repository's project; ner: "
-                                                "entities in tweets, a project of its own.")] = "text") -> None:
-    """Build a reference set and a stream of batches, then run the flow over it and say where to look."""
-    _setup()
-    if task not in ("text", "ner"):
-        console.print(f"[red]error:[/] --task is text or ner, not {task!r}")
-        raise typer.Exit(2)
-    if task == "ner":
-        _demo_ner(ProjectPaths.at(project or Path("demo-ner")), fresh)
-        return
-    from ratchet import demo as demo_data
-    from ratchet import dvc_repo, store
-
-    paths = ProjectPaths.at(project or Path("."))
-    if fresh:
-        moved = demo_data.set_aside_previous_run(paths)
-        if moved:
-            console.print(f"earlier demo state moved to {moved}")
-    if not (paths.root / ".dvc").is_dir():
-        dvc_repo.init(paths.root)
-    reference, files = demo_data.build_stream()
-    if store.read_catalog(paths):
-        console.print("[yellow]data/ already holds a demo run[/]: its files will be recognised as "
-                      "duplicates. Use `ratchet demo --fresh` to start over.")
-    else:
-        demo_data.build_reference(paths, reference)
-        md5 = dvc_repo.add(paths.root)
-        console.print(f"reference set built: {len(reference)} BBC business/politics articles, data/ md5 {md5}")
-    demo_data.write_incoming(paths, files)
-    for item in demo_data.DEMO_FILES:
-        console.print(f"  incoming/{item.name}: {item.story}")
-    _run_watch(paths)
-    _print_status(paths)
-    console.print(
-        "\n[bold]Where to look[/] (commands from .venv/bin, or after `source .venv/bin/activate`)\n"
-        f"  ratchet status              the champion and every batch's outcome (--json for machines)\n"
-        f"  ratchet history             every move of the champion alias, and why\n"
-        f"  ratchet predict \"text\"      the champion's label and probabilities for a text\n"
-        f"  reports/drift/index.html    every batch's drift verdict, linking to its report (open in a browser)\n"
-        f"  quarantine/<batch>/         rejected files with reason.json and the Great Expectations result\n"
-        f"  metrics/gate.json           the last gate decision, check by check\n"
-        f"  dvc dag / dvc plots show    the pipeline and the accuracy plots\n"
-        f"  mlflow ui --backend-store-uri sqlite:///{paths.mlflow_db}\n"
-        f"                              runs, evidence, and model `ratchet` with alias `champion`")
-
-
-def _demo_ner(paths: ProjectPaths, fresh: bool) -> None:
-    from ratchet import demo as demo_data
-    from ratchet import demo_ner, dvc_repo, store
-
-    if fresh:
-        moved = demo_data.set_aside_previous_run(paths)
-        if moved:
-            console.print(f"earlier demo state moved to {moved}")
-    try:
-        demo_ner.set_up_project(paths)
-    except demo_ner.DemoSetupError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
-    reference, files = demo_ner.build_stream()
-    if store.read_catalog(paths):
-        console.print(f"[yellow]{paths.data} already holds a demo run[/]: its files will be recognised as "
-                      "duplicates. Use `ratchet demo --task ner --fresh` to start over.")
-    else:
-        demo_ner.build_reference(paths, reference)
-        md5 = dvc_repo.add(paths.root)
-        console.print(f"reference set built in {paths.root}: {len(reference)} tweets tagging person, geo-loc, other "
-                      f"and company; data/ md5 {md5}")
-    demo_ner.write_incoming(paths, files)
-    for item in demo_ner.DEMO_FILES:
-        console.print(f"  incoming/{item.name}: {item.story}")
-    _run_watch(paths)
-    _print_status(paths)
-    where = paths.root
-    console.print(
-        "\n[bold]Where to look[/] (commands from .venv/bin, or after `source .venv/bin/activate`)\n"
-        f"  ratchet predict --project {where} \"Obama visits Paris with Apple\"\n"
-        f"                              the champion's entities: spans, types and scores\n"
-        f"  ratchet status --project {where}\n"
-        f"  {where}/reports/drift/index.html   entity types per batch, types never learned, the champion's F1\n"
-        f"  {where}/metrics/gate.json          the last gate: entity F1 per old split and per type\n"
-        f"  {where}/quarantine/<batch>/        the malformed batch, reason.json naming sentence and token\n"
-        f"  mlflow ui --backend-store-uri sqlite:///{paths.mlflow_db}")
-
-
-def _print_status(paths: ProjectPaths) -> None:
-    from ratchet.status import project_status
-
-    status = project_status(paths)
-    champion = status["champion"]
-    console.print("\n[bold]champion:[/] " + (f"v{champion['version']} ({champion['kind']}, trained on "
-                                              f"{', '.join(champion['trained_batches'])})" if champion else "none"))
-    table = Table("#", "batch", "file", "state", "drift", "new split", "reason", show_lines=True)
-    for batch in status["batches"]:
-        accuracy = batch["metrics"].get("new_split_accuracy")
-        table.add_row(str(batch["arrival"]), batch["batch_id"], batch["file"],
-                      f"[{STATE_STYLE.get(batch['state'], 'white')}]{batch['state']}[/]",
-                      (batch["drift"] or {}).get("severity") or "",
-                      f"{accuracy:.3f}" if accuracy is not None else "", batch["reason"][:300])
-    for entry in status["ignored"]:
-        table.add_row("", "", f"incoming/{entry['file']}", f"[{STATE_STYLE['ignored']}]ignored[/]", "", "",
-                      entry["reason"])
-    console.print(table)
-
-
-@app.command()
 def status(project: ProjectOption = Path("."),
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """The champion version and every batch with its state, reason and key metrics."""
@@ -284,7 +166,7 @@ def _status(paths: ProjectPaths, as_json: bool) -> None:
         json.dump(project_status(paths), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
-    _print_status(paths)
+    print_status(paths)
 
 
 @app.command()
