@@ -7,11 +7,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable
 
 from ratchet import faultpoints
+
+if TYPE_CHECKING:   # pandas costs 0.4 s to import, and the gate stage's process never needs it
+    import pandas as pd
 
 
 def _temp_beside(target: Path) -> Path:

@@ -4,7 +4,8 @@ project of its own; both build a reference and a stream of batches and run the l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from types import ModuleType
+from typing import Annotated, Callable
 
 import typer
 
@@ -26,28 +27,15 @@ def demo(project: Annotated[Path | None, typer.Option("--project", "-p", help="T
         _demo_ner(ProjectPaths.at(project or Path("demo-ner")), fresh)
         return
     from ratchet import demo as demo_data
-    from ratchet import dvc_repo, store
+    from ratchet import dvc_repo
 
     paths = ProjectPaths.at(project or Path("."))
-    if fresh:
-        moved = demo_data.set_aside_previous_run(paths)
-        if moved:
-            console.print(f"earlier demo state moved to {moved}")
+    _set_aside_if(fresh, paths)
     if not (paths.root / ".dvc").is_dir():
         dvc_repo.init(paths.root)
-    reference, files = demo_data.build_stream()
-    if store.read_catalog(paths):
-        console.print("[yellow]data/ already holds a demo run[/]: its files will be recognised as "
-                      "duplicates. Use `ratchet demo --fresh` to start over.")
-    else:
-        demo_data.build_reference(paths, reference)
-        md5 = dvc_repo.add(paths.root)
-        console.print(f"reference set built: {len(reference)} BBC business/politics articles, data/ md5 {md5}")
-    demo_data.write_incoming(paths, files)
-    for item in demo_data.DEMO_FILES:
-        console.print(f"  incoming/{item.name}: {item.story}")
-    run_watch(paths)
-    print_status(paths)
+    _run_stream(paths, demo_data, rerun_hint="ratchet demo --fresh",
+                describe_reference=lambda n, md5: f"reference set built: {n} BBC business/politics articles, "
+                                                  f"data/ md5 {md5}")
     console.print(
         "\n[bold]Where to look[/] (commands from .venv/bin, or after `source .venv/bin/activate`)\n"
         f"  ratchet status              the champion and every batch's outcome (--json for machines)\n"
@@ -62,32 +50,17 @@ def demo(project: Annotated[Path | None, typer.Option("--project", "-p", help="T
 
 
 def _demo_ner(paths: ProjectPaths, fresh: bool) -> None:
-    from ratchet import demo as demo_data
-    from ratchet import demo_ner, dvc_repo, store
+    from ratchet import demo_ner
 
-    if fresh:
-        moved = demo_data.set_aside_previous_run(paths)
-        if moved:
-            console.print(f"earlier demo state moved to {moved}")
+    _set_aside_if(fresh, paths)
     try:
         demo_ner.set_up_project(paths)
     except demo_ner.DemoSetupError as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
-    reference, files = demo_ner.build_stream()
-    if store.read_catalog(paths):
-        console.print(f"[yellow]{paths.data} already holds a demo run[/]: its files will be recognised as "
-                      "duplicates. Use `ratchet demo --task ner --fresh` to start over.")
-    else:
-        demo_ner.build_reference(paths, reference)
-        md5 = dvc_repo.add(paths.root)
-        console.print(f"reference set built in {paths.root}: {len(reference)} tweets tagging person, geo-loc, other "
-                      f"and company; data/ md5 {md5}")
-    demo_ner.write_incoming(paths, files)
-    for item in demo_ner.DEMO_FILES:
-        console.print(f"  incoming/{item.name}: {item.story}")
-    run_watch(paths)
-    print_status(paths)
+    _run_stream(paths, demo_ner, rerun_hint="ratchet demo --task ner --fresh",
+                describe_reference=lambda n, md5: f"reference set built in {paths.root}: {n} tweets tagging person, "
+                                                  f"geo-loc, other and company; data/ md5 {md5}")
     where = paths.root
     console.print(
         "\n[bold]Where to look[/] (commands from .venv/bin, or after `source .venv/bin/activate`)\n"
@@ -98,3 +71,36 @@ def _demo_ner(paths: ProjectPaths, fresh: bool) -> None:
         f"  {where}/metrics/gate.json          the last gate: entity F1 per old split and per type\n"
         f"  {where}/quarantine/<batch>/        the malformed batch, reason.json naming sentence and token\n"
         f"  mlflow ui --backend-store-uri sqlite:///{paths.mlflow_db}")
+
+
+def _set_aside_if(fresh: bool, paths: ProjectPaths) -> None:
+    if not fresh:
+        return
+    from ratchet.demo import set_aside_previous_run
+
+    moved = set_aside_previous_run(paths)
+    if moved:
+        console.print(f"earlier demo state moved to {moved}")
+
+
+def _run_stream(paths: ProjectPaths, stream: ModuleType, rerun_hint: str,
+                describe_reference: Callable[[int, str], str]) -> None:
+    """The part both demos share. `stream` is ratchet.demo or ratchet.demo_ner: each has
+    build_stream, build_reference, write_incoming and DEMO_FILES (name and story of each file).
+    The reference is built and tracked only in a project that holds no run yet; the batches are
+    then written to incoming/ and the loop runs over them once."""
+    from ratchet import dvc_repo, store
+
+    reference, files = stream.build_stream()
+    if store.read_catalog(paths):
+        console.print(f"[yellow]{paths.data} already holds a demo run[/]: its files will be recognised as "
+                      f"duplicates. Use `{rerun_hint}` to start over.")
+    else:
+        stream.build_reference(paths, reference)
+        md5 = dvc_repo.add(paths.root)
+        console.print(describe_reference(len(reference), md5))
+    stream.write_incoming(paths, files)
+    for item in stream.DEMO_FILES:
+        console.print(f"  incoming/{item.name}: {item.story}")
+    run_watch(paths)
+    print_status(paths)

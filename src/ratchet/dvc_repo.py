@@ -102,11 +102,15 @@ def file_md5(path: Path) -> str:
 
 
 def default_remote(root: Path) -> str | None:
-    """The name of the project's default DVC remote (`dvc remote add -d`), or None."""
+    """The name of the project's default DVC remote (`dvc remote add -d`), or None. Read with DVC's
+    own config loader (every level: system, global, .dvc/config, .dvc/config.local), in-process:
+    it is asked twice a batch, and a `dvc config` subprocess costs a second of imports each time."""
+    from dvc.config import Config, ConfigError
+
     try:
-        name = run_dvc(root, "config", "core.remote", capture=True).strip()
-    except DvcError:  # the key is unset: no default remote
-        return None
+        name = Config(dvc_dir=str(root / ".dvc"))["core"].get("remote")
+    except ConfigError as error:
+        raise DvcError(f"{root / '.dvc' / 'config'}: {error}") from error
     return name or None
 
 

@@ -12,7 +12,7 @@ import yaml
 from ratchet import atomic, dvc_repo
 from ratchet.batch_state import BatchStates
 from tests.conftest import synthetic_frame
-from tests.integration.conftest import drop, make_project
+from tests.integration.conftest import drop, project_with_champion
 
 pytestmark = pytest.mark.slow  # torchrun's worker processes
 
@@ -36,14 +36,15 @@ def _train_and_evaluate(paths, processes: int) -> tuple[dict, dict]:
     return atomic.read_json(paths.train_metrics), atomic.read_json(paths.eval_metrics)
 
 
-def test_two_ddp_workers_match_one_process(tmp_path, tiny_model_dir, prefect_harness, no_tracking_server):
+def test_two_ddp_workers_match_one_process(tmp_path, champion_template, prefect_harness, no_tracking_server):
     from flows.watch import watch
 
     # the batch waits (offline policy) so that only the stages below train on it
-    paths = make_project(tmp_path / "project", tiny_model_dir,
-                         {"policy.train_on": "min_new_examples", "policy.min_new_examples": 10_000,
-                          # on the replayed rows only: its per-batch mean must split across workers exactly
-                          "continual.distillation.feature_weight": 0.5})
+    paths = project_with_champion(
+        champion_template, tmp_path / "project",
+        {"policy.train_on": "min_new_examples", "policy.min_new_examples": 10_000,
+         # on the replayed rows only: its per-batch mean must split across workers exactly
+         "continual.distillation.feature_weight": 0.5})
     drop(paths, "01-blue.csv", synthetic_frame({"blue": 50}, seed=1, prefix="b1"), minute=1)
     watch(str(paths.root))
     assert {e.file: e.state for e in BatchStates(paths).current()}["01-blue.csv"] == "accumulated"
