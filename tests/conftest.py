@@ -55,11 +55,19 @@ def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
     if worker_id == "master":
         return build(tmp_path_factory.mktemp(name))
     folder = tmp_path_factory.getbasetemp().parent / name
-    built = folder / ".built"
+    built, failed = folder / ".built", folder / ".failed"
     with FileLock(f"{folder}.lock", timeout=900):
+        if failed.exists():   # another worker's build failed: its error, not a half-built folder's
+            pytest.fail(f"building {name} failed in another worker:\n{failed.read_text()}")
         if not built.exists():
             folder.mkdir(exist_ok=True)
-            built.write_text(str(build(folder)))
+            try:
+                built.write_text(str(build(folder)))
+            except BaseException:
+                import traceback
+
+                failed.write_text(traceback.format_exc())
+                raise
     return Path(built.read_text())
 
 

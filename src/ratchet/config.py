@@ -197,7 +197,7 @@ class TrainSettings(_Section):
     processes: int = Field(1, ge=1)
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(1e-3, gt=0.0)
+    learning_rate: float = Field(2e-3, gt=0.0)    # params.yaml's, chosen on validation
     weight_decay: float = Field(0.01, ge=0.0)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     seed: int = 0
@@ -260,7 +260,7 @@ class OrchestrationSettings(_Section):
         return cron
 
 
-# Retention values tuned for LoRA (head and pooler trained at lr 1e-3) and what full or top-layer
+# Retention values tuned for LoRA (head and pooler trained at lr 1e-3 to 2e-3) and what full or top-layer
 # fine-tuning should use instead: at lr 1e-4 they learn new classes weakly, and feature
 # distillation or an old-class-weighted bias fit then stops them (docs/continual.md).
 NON_LORA_RETENTION: dict[str, dict[str, float]] = {"distillation": {"feature_weight": 0.0},
