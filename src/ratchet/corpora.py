@@ -38,3 +38,33 @@ def load_bbc_news() -> pd.DataFrame:
     if not rows:
         raise CorpusError(f"no BBC News articles found under {root}")
     return pd.DataFrame(rows)
+
+
+# chatterbot-corpus's English files whose utterances are about one topic, with enough of them
+# (70+ distinct) for a class-incremental step; the others are greetings, small talk or under 50 rows.
+CHAT_TOPICS = ("ai", "coding", "emotion", "literature", "psychology", "trivia")
+
+
+def load_chat_topics() -> pd.DataFrame:
+    """Chatbot dialogue lines labeled by topic (chatterbot-corpus, BSD, English): columns id, text, label.
+
+    Every utterance of a topic file's conversations is a row labeled with the file's topic; a text
+    that appears under two topics is dropped, a repeat within one topic is kept once. Ids are
+    stable (`chat-<topic>-<conversation>-<turn>`). Read with yaml, never by importing the package.
+    """
+    import yaml
+
+    root = _package_dir("chatterbot_corpus", "chatterbot-corpus") / "data" / "english"
+    rows = []
+    for topic in CHAT_TOPICS:
+        path = root / f"{topic}.yml"
+        if not path.is_file():
+            raise CorpusError(f"{path} is missing: chatterbot-corpus {CHAT_TOPICS} expected")
+        for c, conversation in enumerate(yaml.safe_load(path.read_text(encoding="utf-8"))["conversations"]):
+            for t, turn in enumerate(conversation):
+                text = " ".join(str(turn).split())
+                if text:
+                    rows.append({"id": f"chat-{topic}-{c}-{t}", "text": text, "label": topic})
+    frame = pd.DataFrame(rows).drop_duplicates(["text", "label"])
+    topics_per_text = frame.groupby("text")["label"].transform("nunique")
+    return frame[topics_per_text == 1].reset_index(drop=True)

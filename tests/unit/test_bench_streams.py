@@ -81,7 +81,7 @@ def test_an_unknown_stream_name_lists_the_known_ones():
 
 def test_the_shipped_streams_are_there():
     assert {"bbc-class-incremental", "bbc-small-steps", "sentiment-domain-incremental",
-            "drug-temporal"} <= set(builtin_streams())
+            "drug-temporal", "chat-topics"} <= set(builtin_streams())
 
 
 def test_a_stream_can_cap_its_training_rows_per_class(reviews):
@@ -95,3 +95,20 @@ max_train_per_class: 6
 """)
     step = load_stream(file).steps[0]
     assert step.train["label"].value_counts().to_dict() == {"good": 6, "bad": 6} and len(step.test) == 10
+
+
+def test_the_chat_topics_stream_reads_the_installed_corpus_into_five_class_incremental_steps():
+    from ratchet.corpora import CHAT_TOPICS, load_chat_topics
+
+    corpus = load_chat_topics()
+    assert set(corpus["label"]) == set(CHAT_TOPICS) and corpus["id"].is_unique
+    assert corpus.groupby("text")["label"].nunique().max() == 1, "a line under two topics is dropped"
+    stream = load_stream(resolve_stream_file("chat-topics", None))
+    assert len(stream.steps) == 5
+    seen: set[str] = set()
+    for step in stream.steps:
+        classes = set(step.train["label"])
+        assert classes == set(step.test["label"]) and not classes & seen, f"{step.name}: classes not new"
+        assert not set(step.train["text"]) & set(step.test["text"]), f"{step.name}: a line in train and test"
+        seen |= classes
+    assert seen == set(stream.labels)

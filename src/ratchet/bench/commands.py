@@ -54,7 +54,7 @@ ENTITY_DEFAULT_STRATEGIES = "naive,default,joint"
 @bench_app.command("cl")
 def continual_learning(
     stream: Annotated[str, typer.Option(help="Built-in stream(s), comma-separated: bbc-class-incremental, bbc-small-steps, "
-                                             "sentiment-domain-incremental, drug-temporal, twitter-ner-incremental "
+                                             "sentiment-domain-incremental, drug-temporal, chat-topics, twitter-ner-incremental "
                                              "(entities, in F1), ...")] = "bbc-class-incremental",
     stream_file: Annotated[Path | None, typer.Option(help="Your own stream YAML (see ratchet.bench.streams).")] = None,
     strategies: Annotated[str | None, typer.Option(help=STRATEGY_HELP)] = None,

@@ -34,9 +34,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ratchet.corpora import load_bbc_news
+from ratchet.corpora import load_bbc_news, load_chat_topics
 
-CORPORA = {"bbc-news": load_bbc_news}
+CORPORA = {"bbc-news": load_bbc_news, "chat-topics": load_chat_topics}
 
 
 class StreamError(ValueError):
