@@ -196,6 +196,8 @@ class TrainSettings(_Section):
     # (one per GPU, or gloo on CPU); the global batch stays `batch_size`, split across them.
     processes: int = Field(1, ge=1)
     epochs: int = Field(2, ge=1)
+    # a small batch gets more epochs, up to this many optimiser steps in all (0: exactly `epochs`)
+    min_steps: int = Field(0, ge=0)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(2e-3, gt=0.0)    # params.yaml's, chosen on validation
     weight_decay: float = Field(0.01, ge=0.0)

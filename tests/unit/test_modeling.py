@@ -4,7 +4,7 @@ import pytest
 from ratchet import modeling
 from ratchet.config import LoraSettings, ModelSettings, TrainSettings
 from ratchet.evaluation import split_metrics
-from ratchet.training.loop import fit
+from ratchet.training.loop import epochs_for, fit, optimizer_and_schedule
 from tests.conftest import synthetic_frame
 
 LABELS = ["red", "green", "blue"]
@@ -148,3 +148,18 @@ def test_bf16_autocast_trains_and_the_report_keeps_the_first_step_apart(settings
     assert report.steps == 4 and np.isfinite(report.final_loss)
     assert report.first_step_examples == 8 and 0 < report.first_step_seconds <= report.seconds
     assert report.steady_examples_per_second > 0
+
+
+def test_min_steps_gives_a_small_batch_more_epochs_and_the_schedule_follows():
+    import torch
+
+    settings = TrainSettings(epochs=2, batch_size=16, min_steps=40, warmup_ratio=0.0)
+    assert epochs_for(settings, 70) == 8                      # 5 steps an epoch: 8 epochs reach 40 steps
+    assert epochs_for(settings, 1000) == 2                     # 63 steps an epoch: epochs already give more
+    assert epochs_for(settings.model_copy(update={"min_steps": 0}), 70) == 2
+    layer = torch.nn.Linear(2, 2)
+    _, optimizer, scheduler = optimizer_and_schedule(layer, settings, 70)
+    for _ in range(39):
+        optimizer.step()
+        scheduler.step()
+    assert scheduler.get_last_lr()[0] > 0, "the learning rate decays to zero over all 40 steps, not 10"

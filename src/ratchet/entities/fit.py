@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ratchet.config import TrainSettings
 from ratchet.entities.alignment import IGNORE, EncodedSentence, piece_labels
 from ratchet.entities.tagger import mask_inactive
-from ratchet.training.loop import TrainReport, autocast_dtype, optimizer_and_schedule
+from ratchet.training.loop import TrainReport, autocast_dtype, epochs_for, optimizer_and_schedule
 
 log = logging.getLogger("ratchet")
 
@@ -53,7 +53,8 @@ def fit_tags(model: torch.nn.Module, tokenizer, encoded: list[EncodedSentence], 
 
     model.train()
     started, step, processed, loss_value = time.perf_counter(), 0, 0, float("nan")
-    for epoch in range(settings.epochs):
+    epochs = epochs_for(settings, len(encoded))
+    for epoch in range(epochs):
         order = torch.randperm(len(encoded), generator=generator).tolist()
         epoch_loss = 0.0
         for start in range(0, len(order), settings.batch_size):
@@ -74,9 +75,9 @@ def fit_tags(model: torch.nn.Module, tokenizer, encoded: list[EncodedSentence], 
             epoch_loss += loss_value * len(idx)
             processed += len(idx)
             step += 1
-        log.info("train: epoch %d/%d, mean loss %.4f", epoch + 1, settings.epochs, epoch_loss / len(encoded))
+        log.info("train: epoch %d/%d, mean loss %.4f", epoch + 1, epochs, epoch_loss / len(encoded))
     model.eval()
-    return TrainReport(examples=len(encoded), epochs=settings.epochs, steps=step, examples_processed=processed,
+    return TrainReport(examples=len(encoded), epochs=epochs, steps=step, examples_processed=processed,
                        final_loss=loss_value, seconds=time.perf_counter() - started)
 
 

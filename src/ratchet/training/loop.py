@@ -55,12 +55,20 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return None
 
 
+def epochs_for(settings: TrainSettings, examples: int) -> int:
+    """`settings.epochs`, or more when that many passes over `examples` examples would take fewer
+    than `settings.min_steps` optimiser steps: an increment of a few dozen rows is a dozen steps at
+    two epochs, too few for LoRA to learn a new class (docs/benchmarks.md)."""
+    steps_per_epoch = math.ceil(examples / settings.batch_size)
+    return max(settings.epochs, math.ceil(settings.min_steps / steps_per_epoch))
+
+
 def optimizer_and_schedule(model: torch.nn.Module, settings: TrainSettings, examples: int):
     """The trainable parameters, AdamW on them and transformers' linear warm-up then decay over
-    every step of `settings.epochs` epochs of `examples` examples."""
+    every step of `epochs_for` epochs of `examples` examples."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    total_steps = math.ceil(examples / settings.batch_size) * settings.epochs
+    total_steps = math.ceil(examples / settings.batch_size) * epochs_for(settings, examples)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * settings.warmup_ratio), total_steps)
     return trainable, optimizer, scheduler
 
@@ -82,7 +90,8 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
     labels = torch.tensor(label_ids, dtype=torch.long, device=device)
     trainable, optimizer, scheduler = optimizer_and_schedule(model, settings, len(texts))
     steps_per_epoch = math.ceil(len(texts) / settings.batch_size)
-    total_steps = steps_per_epoch * settings.epochs
+    epochs = epochs_for(settings, len(texts))
+    total_steps = steps_per_epoch * epochs
     generator = torch.Generator().manual_seed(settings.seed)
 
     def task_loss(logits: torch.Tensor, idx: list[int]) -> torch.Tensor:
@@ -108,7 +117,7 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
 
     world = torch.distributed.get_world_size() if ddp else 1
     for plugin in plugins:
-        plugin.on_train_start(model, Schedule(steps_per_epoch, total_steps, settings.epochs))
+        plugin.on_train_start(model, Schedule(steps_per_epoch, total_steps, epochs))
 
     model.train()
     started, step, processed, loss_value, stopped_early = time.perf_counter(), 0, 0, float("nan"), False
@@ -117,7 +126,7 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
                   TextColumn("{task.completed}/{task.total} steps, loss {task.fields[loss]}"),
                   TimeRemainingColumn(), disable=not show_progress, transient=True) as progress:
         bar = progress.add_task(f"{len(texts)} examples", total=total_steps, loss="-")
-        for epoch in range(settings.epochs):
+        for epoch in range(epochs):
             order = torch.randperm(len(texts), generator=generator).tolist()
             epoch_loss, epoch_seen = 0.0, 0
             for start in range(0, len(order), settings.batch_size):
@@ -161,13 +170,13 @@ def fit(model: torch.nn.Module, tokenizer, texts: list[str], label_ids: list[int
                 if any([plugin.should_stop(model, context) for plugin in plugins]):
                     stopped_early = True
                     break
-            log.info("train: epoch %d/%d, mean loss %.4f", epoch + 1, settings.epochs, epoch_loss / max(1, epoch_seen))
+            log.info("train: epoch %d/%d, mean loss %.4f", epoch + 1, epochs, epoch_loss / max(1, epoch_seen))
             if stopped_early:
                 break
     for plugin in plugins:
         plugin.on_train_end(model)
     model.eval()
-    report = TrainReport(examples=len(texts), epochs=settings.epochs, steps=step,
+    report = TrainReport(examples=len(texts), epochs=epochs, steps=step,
                          examples_processed=processed, final_loss=loss_value,
                          seconds=time.perf_counter() - started, stopped_early=stopped_early,
                          first_step_seconds=first_step[0], first_step_examples=first_step[1])
