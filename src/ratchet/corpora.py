@@ -60,8 +60,11 @@ def load_chat_topics() -> pd.DataFrame:
         path = root / f"{topic}.yml"
         if not path.is_file():
             raise CorpusError(f"{path} is missing: chatterbot-corpus {CHAT_TOPICS} expected")
-        for c, conversation in enumerate(yaml.safe_load(path.read_text(encoding="utf-8"))["conversations"]):
-            for t, turn in enumerate(conversation):
+        conversations = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("conversations")
+        if not isinstance(conversations, list):
+            raise CorpusError(f"{path}: no `conversations` list")
+        for c, conversation in enumerate(conversations):
+            for t, turn in enumerate(conversation if isinstance(conversation, list) else [conversation]):
                 text = " ".join(str(turn).split())
                 if text:
                     rows.append({"id": f"chat-{topic}-{c}-{t}", "text": text, "label": topic})

@@ -150,8 +150,15 @@ def test_bf16_autocast_trains_and_the_report_keeps_the_first_step_apart(settings
     assert report.steady_examples_per_second > 0
 
 
-def test_min_steps_gives_a_small_batch_more_epochs_and_the_schedule_follows():
+def test_min_steps_gives_a_small_batch_more_epochs_and_the_schedule_follows(settings):
     import torch
+
+    frame = synthetic_frame({"red": 8, "green": 8}, seed=3)    # one step an epoch at batch 16
+    model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
+    report = fit(model, modeling.load_tokenizer(settings), frame["text"].tolist(),
+                 [LABELS.index(v) for v in frame["label"]],
+                 TrainSettings(epochs=2, batch_size=16, min_steps=5), max_length=32, show_progress=False)
+    assert (report.epochs, report.steps) == (5, 5), "fit runs the epochs min_steps asks for"
 
     settings = TrainSettings(epochs=2, batch_size=16, min_steps=40, warmup_ratio=0.0)
     assert epochs_for(settings, 70) == 8                      # 5 steps an epoch: 8 epochs reach 40 steps
