@@ -1,13 +1,16 @@
 """Candidate and champion on the same labeled examples: the evaluation report the gate reads.
 
 One function for every judgement: the evaluate stage (each candidate of the pipeline) and
-`ratchet promote` (any registered version, by hand) both call `evaluate_candidate`, so a hand
-promotion is gated on the same kind of report, BWT and FWT included.
+`ratchet promote` (any registered version, by hand) both build the report through `summarize`
+from `compare_predictions`, so a hand promotion is gated on the same kind of report, BWT and FWT
+included. The pipeline's predictions come from the train stage (ratchet.predictions), which holds
+torch already; a hand promotion predicts here (`evaluate_candidate`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -17,7 +20,7 @@ from ratchet.evaluation import (
     paired_counts,
     split_metrics,
 )
-from ratchet.modeling import Classifier
+from ratchet.predictions import SplitPredictions
 from ratchet.records import (
     CandidateSummary,
     ChampionManifest,
@@ -26,6 +29,9 @@ from ratchet.records import (
     SplitComparison,
     SplitRole,
 )
+
+if TYPE_CHECKING:   # the evaluate stage compares predictions without importing torch
+    from ratchet.modeling import Classifier
 
 
 @dataclass(frozen=True)
@@ -43,15 +49,26 @@ class Evaluation:
     matrix: list[dict[str, float]]
 
 
-def compare_on_splits(candidate: Classifier, champion: Classifier | None, suite: list[EvalSplit],
-                      batch_size: int) -> dict[str, SplitComparison]:
+def predict_on_splits(candidate: Classifier, champion: Classifier | None, suite: list[EvalSplit],
+                      batch_size: int) -> dict[str, SplitPredictions]:
+    """Both models' predictions on every split of the suite."""
+    predictions = {}
+    for split in suite:
+        texts = split.frame["text"].tolist()
+        predictions[split.name] = SplitPredictions(
+            candidate=candidate.predict(texts, batch_size),
+            champion=champion.predict(texts, batch_size) if champion is not None else None)
+    return predictions
+
+
+def compare_predictions(suite: list[EvalSplit], predictions: dict[str, SplitPredictions]
+                        ) -> dict[str, SplitComparison]:
     """Per split: metrics of each model and the paired counts."""
     splits = {}
     for split in suite:
         frame = split.frame
         texts, truth = frame["text"].tolist(), frame["label"].tolist()
-        candidate_says = candidate.predict(texts, batch_size)
-        champion_says = champion.predict(texts, batch_size) if champion is not None else None
+        candidate_says, champion_says = predictions[split.name].candidate, predictions[split.name].champion
         misses = [Miss(id=str(i), text=t[:120], label=y, predicted=p)
                   for i, t, y, p in zip(frame["id"], texts, truth, candidate_says) if y != p] \
             if split.role == "canary" else []
@@ -66,7 +83,8 @@ def compare_on_splits(candidate: Classifier, champion: Classifier | None, suite:
 def evaluate_candidate(candidate: Classifier, champion: Classifier | None, manifest: ChampionManifest | None,
                        suite: list[EvalSplit], n_labels: int, batch_size: int) -> Evaluation:
     """The eval report of `candidate` against the champion (`manifest` its data/champion manifest)."""
-    return summarize(compare_on_splits(candidate, champion, suite, batch_size), manifest, 1.0 / n_labels)
+    predictions = predict_on_splits(candidate, champion, suite, batch_size)
+    return summarize(compare_predictions(suite, predictions), manifest, 1.0 / n_labels)
 
 
 def summarize(splits: dict[str, SplitComparison], manifest: ChampionManifest | None, chance_level: float,

@@ -128,6 +128,11 @@ class ProjectPaths:
         return self.root / "artifacts" / "candidate"
 
     @property
+    def eval_predictions(self) -> Path:
+        """The candidate's and the champion's predictions on the eval suite (train writes, evaluate reads)."""
+        return self.root / "artifacts" / "eval_predictions.parquet"
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics"
 

@@ -25,7 +25,7 @@ def _names(items):
 def test_outputs_match_paths():
     s = stages()
     assert s["prepare"]["outs"] == [rel(PATHS.prepared)]
-    assert s["train"]["outs"] == [rel(PATHS.candidate)]
+    assert s["train"]["outs"] == [rel(PATHS.candidate), rel(PATHS.eval_predictions)]
     assert _names(s["train"]["metrics"]) == [rel(PATHS.train_metrics)]
     assert _names(s["evaluate"]["metrics"]) == [rel(PATHS.eval_metrics)]
     assert _names(s["evaluate"]["plots"]) == [rel(PATHS.split_accuracy_plot), rel(PATHS.accuracy_matrix),
@@ -40,7 +40,7 @@ def test_no_stage_writes_inside_data():
 
 
 def test_every_dependency_exists_or_is_a_pipeline_path():
-    produced = {rel(PATHS.prepared), rel(PATHS.candidate), rel(PATHS.eval_metrics)}
+    produced = {rel(PATHS.prepared), rel(PATHS.candidate), rel(PATHS.eval_predictions), rel(PATHS.eval_metrics)}
     data_paths = {rel(PATHS.data), rel(PATHS.champion)}
     for name, stage in stages().items():
         assert stage["cmd"] == f"python -m ratchet.stages.{name}"

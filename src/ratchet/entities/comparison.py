@@ -14,13 +14,14 @@ entity types its batch tags (a batch annotates only its own types; the others ar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ratchet.comparison import Evaluation, summarize
 from ratchet.entities.metrics import EntityScores, entity_scores, only_types
-from ratchet.entities.tagger import Tagger
 from ratchet.entities.tags import EntitySpan, spans
+from ratchet.predictions import SplitPredictions
 from ratchet.records import (
     ChampionManifest,
     ClassScores,
@@ -30,6 +31,9 @@ from ratchet.records import (
     SplitComparison,
     SplitRole,
 )
+
+if TYPE_CHECKING:   # the evaluate stage scores predictions without importing torch
+    from ratchet.entities.tagger import Tagger
 
 ENTITY_F1 = "entity F1"
 
@@ -74,24 +78,41 @@ def paired_entities(frame: pd.DataFrame, types: list[str], champion: list[list[s
                         per_class={t: count([g for g in gold if g[1].type == t]) for t in types})
 
 
-def compare_on_sentences(candidate: Tagger, champion: Tagger | None, suite: list[SentenceSplit],
-                         batch_size: int) -> dict[str, SplitComparison]:
+def predict_on_sentences(candidate: Tagger, champion: Tagger | None, suite: list[SentenceSplit],
+                         batch_size: int) -> dict[str, SplitPredictions]:
+    """Both taggers' tags for every sentence of the suite."""
+    predictions = {}
+    for split in suite:
+        sentences = list(split.frame["tokens"])
+        predictions[split.name] = SplitPredictions(
+            candidate=candidate.predict(sentences, batch_size),
+            champion=champion.predict(sentences, batch_size) if champion is not None else None)
+    return predictions
+
+
+def compare_sentence_predictions(suite: list[SentenceSplit], predictions: dict[str, SplitPredictions]
+                                 ) -> dict[str, SplitComparison]:
     splits = {}
     for split in suite:
-        sentences, truth = list(split.frame["tokens"]), list(split.frame["tags"])
-        candidate_says = candidate.predict(sentences, batch_size)
-        champion_says = champion.predict(sentences, batch_size) if champion is not None else None
+        truth = list(split.frame["tags"])
+        candidate_says, champion_says = predictions[split.name].candidate, predictions[split.name].champion
         splits[split.name] = SplitComparison(
-            role=split.role, n=len(sentences),
-            candidate=model_scores(entity_scores(truth, candidate_says, split.types), len(sentences)),
-            champion=(model_scores(entity_scores(truth, champion_says, split.types), len(sentences))
+            role=split.role, n=len(truth),
+            candidate=model_scores(entity_scores(truth, candidate_says, split.types), len(truth)),
+            champion=(model_scores(entity_scores(truth, champion_says, split.types), len(truth))
                       if champion_says is not None else None),
             paired=(paired_entities(split.frame, split.types, champion_says, candidate_says)
                     if champion_says is not None else None))
     return splits
 
 
+def summarize_entities(splits: dict[str, SplitComparison], manifest: ChampionManifest | None) -> Evaluation:
+    """The eval report of a candidate tagger against the champion, in entity F1 (chance level 0)."""
+    return summarize(splits, manifest, 0.0, ENTITY_F1)
+
+
 def evaluate_tagger(candidate: Tagger, champion: Tagger | None, manifest: ChampionManifest | None,
                     suite: list[SentenceSplit], batch_size: int) -> Evaluation:
-    """The eval report of a candidate tagger against the champion, in entity F1 (chance level 0)."""
-    return summarize(compare_on_sentences(candidate, champion, suite, batch_size), manifest, 0.0, ENTITY_F1)
+    """Predict with both taggers, then the eval report (a hand promotion's path)."""
+    predictions = predict_on_sentences(candidate, champion, suite, batch_size)
+    return summarize_entities(compare_sentence_predictions(suite, predictions), manifest)

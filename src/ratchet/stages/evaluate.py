@@ -1,5 +1,6 @@
-"""Stage evaluate: candidate and champion on every eval split -> metrics/eval.json and plot CSVs
-(token classification: ratchet.stages.evaluate_sentences)."""
+"""Stage evaluate: candidate and champion on every eval split -> metrics/eval.json and plot CSVs,
+from the predictions the train stage wrote: no model is loaded here (token classification:
+ratchet.stages.evaluate_sentences)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,8 @@ import csv
 import io
 import logging
 
-import pandas as pd
-
-from ratchet import atomic, modeling, records, store
-from ratchet.comparison import EvalSplit, Evaluation, evaluate_candidate
+from ratchet import atomic, eval_suite, predictions, records, store
+from ratchet.comparison import Evaluation, compare_predictions, summarize
 from ratchet.config import Settings
 from ratchet.paths import ProjectPaths
 from ratchet.plots import accuracy_heatmap
@@ -25,22 +24,18 @@ def main() -> None:
     if settings.task == TOKEN_CLASSIFICATION:
         from ratchet.stages import evaluate_sentences
 
-        write_plots(paths, evaluate_sentences.run(paths, settings), "entity F1")
+        write_plots(paths, evaluate_sentences.run(paths), "entity F1")
         return
     write_plots(paths, _evaluate_texts(paths, settings), "accuracy")
 
 
 def _evaluate_texts(paths: ProjectPaths, settings: Settings) -> Evaluation:
+    """Scores the predictions the train stage wrote (no model is loaded here)."""
     plan = atomic.read_json(paths.plan)
-    labels = list(settings.data.labels)
-    candidate = modeling.load_classifier(paths.candidate, settings.model, labels)
     manifest = store.champion_manifest(paths) if plan["champion"] else None
-    champion = modeling.load_classifier(paths.champion, settings.model, labels) if manifest else None
-    suite = [EvalSplit(s["name"], s["role"], pd.read_parquet(paths.eval_suite / f"{s['name']}.parquet"))
-             for s in plan["eval_splits"]]
-    if paths.prepared_canary.exists():  # must-pass examples shipped with the project's data
-        suite.append(EvalSplit("canary", "canary", pd.read_parquet(paths.prepared_canary)))
-    evaluation = evaluate_candidate(candidate, champion, manifest, suite, len(labels), settings.evaluate.batch_size)
+    suite = eval_suite.text_splits(paths)
+    said = predictions.read(paths, suite, with_champion=manifest is not None)
+    evaluation = summarize(compare_predictions(suite, said), manifest, 1.0 / len(settings.data.labels))
     splits = evaluation.report.splits
     for name, result in splits.items():
         log.info("evaluate: %s (%s, n=%d): candidate %.3f%s", name, result.role, result.n,

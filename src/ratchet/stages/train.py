@@ -10,7 +10,8 @@ import shutil
 import pandas as pd
 import torch
 
-from ratchet import atomic, faultpoints, modeling
+from ratchet import atomic, eval_suite, faultpoints, modeling, predictions
+from ratchet.comparison import predict_on_splits
 from ratchet.continual.increment import learn_increment
 from ratchet.continual.mix import IncrementData
 from ratchet.records import TOKEN_CLASSIFICATION
@@ -43,6 +44,8 @@ def main() -> None:
         _train(paths, settings, device, worker)
     finally:
         distributed.leave_group()
+    if worker.is_main:
+        _predict_eval_suite(paths, settings)
 
 
 def _train(paths, settings, device: torch.device, worker: distributed.Worker) -> None:
@@ -81,6 +84,17 @@ def _train(paths, settings, device: torch.device, worker: distributed.Worker) ->
         # the plasticity guard: each new class's held-out recall without and with those steps
         "plasticity": [dataclasses.asdict(check) for check in report.plasticity],
     })
+
+
+def _predict_eval_suite(paths, settings) -> None:
+    """Candidate and champion, both as saved on disk (what would be registered, LoRA merged), on
+    every eval split: the evaluate stage scores these without loading a model."""
+    plan = atomic.read_json(paths.plan)
+    labels = list(settings.data.labels)
+    candidate = modeling.load_classifier(paths.candidate, settings.model, labels)
+    champion = modeling.load_classifier(paths.champion, settings.model, labels) if plan["champion"] else None
+    suite = eval_suite.text_splits(paths)
+    predictions.write(paths, suite, predict_on_splits(candidate, champion, suite, settings.evaluate.batch_size))
 
 
 if __name__ == "__main__":

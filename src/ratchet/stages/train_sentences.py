@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import shutil
 
-from ratchet import atomic, modeling, store
+from ratchet import atomic, eval_suite, modeling, predictions, store
 from ratchet.config import Settings
+from ratchet.entities.comparison import predict_on_sentences
 from ratchet.entities.increment import learn_entity_increment
 from ratchet.entities.memory import MEMORY_FILE, SentenceMemory, memory_per_type
+from ratchet.entities.tagger import load_tagger
 from ratchet.entities.tags import tag_set
 from ratchet.paths import ProjectPaths
 from ratchet.records import TOKEN_CLASSIFICATION
@@ -48,6 +50,19 @@ def run(paths: ProjectPaths, settings: Settings) -> None:
     memory = SentenceMemory.load(paths.champion / MEMORY_FILE, memory_per_type(settings), settings.prepare.seed)
     memory.add(trained, plan["batch_types"])
     memory.save(paths.candidate / MEMORY_FILE)
+    _write_metrics(paths, plan, report, learned)
+    _predict_eval_suite(paths, settings, plan)
+
+
+def _predict_eval_suite(paths: ProjectPaths, settings: Settings, plan: dict) -> None:
+    """Both taggers, as saved on disk, on every eval split: the evaluate stage scores these."""
+    candidate = load_tagger(paths.candidate, settings.model)
+    champion = load_tagger(paths.champion, settings.model) if plan["champion"] else None
+    suite = eval_suite.sentence_splits(paths)
+    predictions.write(paths, suite, predict_on_sentences(candidate, champion, suite, settings.evaluate.batch_size))
+
+
+def _write_metrics(paths: ProjectPaths, plan: dict, report, learned: list[str]) -> None:
     training = report.training
     atomic.write_json(paths.train_metrics, {
         "examples": training.examples, "epochs": training.epochs, "steps": training.steps,
