@@ -1,7 +1,8 @@
-"""The one DVC wrapper: `dvc add data`, `dvc repro`, and md5s of tracked data, via DVC's own CLI.
+"""The one DVC wrapper: `dvc add data`, `dvc repro`, and md5s of tracked data.
 
-DVC runs as a subprocess of the same Python, with that Python's bin folder first on PATH, so the
-stages' `python -m ratchet.stages...` find ratchet even when no virtualenv is activated.
+`dvc repro` (and init, status, push) runs DVC's CLI as a subprocess of the same Python, with that
+Python's bin folder first on PATH, so the stages' `python -m ratchet.stages...` find ratchet even
+when no virtualenv is activated; `add` and the config edits use DVC's API in-process.
 """
 
 from __future__ import annotations
@@ -70,8 +71,21 @@ def init(root: Path, scm: bool = True) -> None:
 
 
 def add(root: Path, target: str = "data") -> str:
-    """`dvc add` the folder; returns its new md5 (the version of the data)."""
-    run_dvc(root, "add", "--quiet", target, capture=True)
+    """`dvc add` the folder; returns its new md5 (the version of the data).
+
+    In-process, through the Repo API the CLI itself calls, quiet as `--quiet` makes it: it runs
+    twice a batch, and a `dvc` subprocess costs a second and a half of imports. DVC's locks hold
+    the same way (the repo lock is released by the OS, its rwlock ignores a dead process's entry)."""
+    from dvc.exceptions import DvcException
+    from dvc.logger import set_loggers_level
+    from dvc.repo import Repo
+
+    log.info("dvc add %s", target)
+    try:
+        with set_loggers_level(logging.CRITICAL), Repo(str(root)) as repo:
+            repo.add(str(Path(repo.root_dir) / target))   # DVC resolves a relative path from the cwd
+    except DvcException as error:
+        raise DvcError(f"`dvc add {target}` failed in {root}: {error}") from error
     return tracked_md5(root, target)
 
 
