@@ -19,18 +19,18 @@ configure_offline()
 # many short files fill the gaps. (Run with --no-loadscope-reorder: xdist would otherwise start
 # the files with the most tests first, the short unit files.) The order changes no result.
 LONGEST_FIRST = (
-    "test_entity_loop.py",           # ~185: its own token project, three batches, a retry
-    "test_environment.py",           # ~200: a tracking server stopped 30 s during registration
     "test_promote.py",               # ~200: the first user of the shared champion template
-    "test_watch_flow.py",            # ~170: seven batches through the whole loop
-    "test_concurrency.py",           # ~140: three `ratchet run` at once
-    "test_failure_isolation.py",     # ~125
+    "test_entity_loop.py",           # ~155: its own token project, three batches, a retry
+    "test_environment.py",           # ~155: a tracking server stopped 30 s during registration
+    "test_watch_flow.py",            # ~135: seven batches through the whole loop
+    "test_serve.py",                 # ~135: a Prefect server, pools and workers
     "test_recovery.py",              # ~125: a real mlflow server
-    "test_serve.py",                 # ~125: a Prefect server, pools and workers
-    "test_kills.py",                 # ~115
-    "test_offline_policy.py",        # ~90
+    "test_kills.py",                 # ~100
+    "test_failure_isolation.py",     # ~100
+    "test_concurrency.py",           # ~95: three `ratchet run` at once
     "test_distributed_training.py",  # ~70: two DDP worker processes
     "test_dvc_pipeline.py",          # ~65
+    "test_offline_policy.py",        # ~40
     "test_bench_cl.py",              # ~40
 )
 
