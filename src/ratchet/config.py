@@ -198,6 +198,9 @@ class TrainSettings(_Section):
     epochs: int = Field(2, ge=1)
     # a small batch gets more epochs, up to this many optimiser steps in all (0: exactly `epochs`)
     min_steps: int = Field(0, ge=0)
+    # the same floor for an increment that brings classes the champion has not learned (the first
+    # increment, with no champion, does not count); the larger of the two applies
+    new_class_min_steps: int = Field(0, ge=0)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(2e-3, gt=0.0)    # params.yaml's, chosen on validation
     weight_decay: float = Field(0.01, ge=0.0)

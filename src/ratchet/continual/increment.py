@@ -56,6 +56,7 @@ def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labe
     `extra_plugins` builds plug-ins the settings do not name (the benchmark's DER++) from the
     training mix, in the order the loop indexes it."""
     label_index = {label: i for i, label in enumerate(labels)}
+    train = steps_floor(train, data)
     data, held_out = _hold_out_for_bias_correction(data, continual, train.seed)
     mix = data.mix
     unknown = sorted(set(mix["label"]) - set(label_index))
@@ -77,6 +78,17 @@ def learn_increment(model: torch.nn.Module, tokenizer, data: IncrementData, labe
     if data.known_labels:
         report = _after_training(model, tokenizer, data, held_out, label_index, continual, max_length, report)
     return report, mix
+
+
+def steps_floor(train: TrainSettings, data: IncrementData) -> TrainSettings:
+    """`train` with `min_steps` raised to `new_class_min_steps` when the increment brings classes the
+    champion has not learned: their few rows are what replay and distillation pull against. (The first
+    increment, with no champion and nothing to retain, keeps `min_steps`.)"""
+    brings = sorted(set(data.new["label"]) - set(data.known_labels))
+    if data.known_labels and brings and train.new_class_min_steps > train.min_steps:
+        log.info("train: new class(es) %s: at least %d optimiser steps", brings, train.new_class_min_steps)
+        return train.model_copy(update={"min_steps": train.new_class_min_steps})
+    return train
 
 
 def _after_training(model, tokenizer, data: IncrementData, held_out: pd.DataFrame, label_index: dict[str, int],
