@@ -20,7 +20,7 @@ from ratchet.evaluation import (
     paired_counts,
     split_metrics,
 )
-from ratchet.predictions import SplitPredictions
+from ratchet.predictions import SplitPredictions, predict_on_suite
 from ratchet.records import (
     CandidateSummary,
     ChampionManifest,
@@ -49,18 +49,6 @@ class Evaluation:
     matrix: list[dict[str, float]]
 
 
-def predict_on_splits(candidate: Classifier, champion: Classifier | None, suite: list[EvalSplit],
-                      batch_size: int) -> dict[str, SplitPredictions]:
-    """Both models' predictions on every split of the suite."""
-    predictions = {}
-    for split in suite:
-        texts = split.frame["text"].tolist()
-        predictions[split.name] = SplitPredictions(
-            candidate=candidate.predict(texts, batch_size),
-            champion=champion.predict(texts, batch_size) if champion is not None else None)
-    return predictions
-
-
 def compare_predictions(suite: list[EvalSplit], predictions: dict[str, SplitPredictions]
                         ) -> dict[str, SplitComparison]:
     """Per split: metrics of each model and the paired counts."""
@@ -83,7 +71,7 @@ def compare_predictions(suite: list[EvalSplit], predictions: dict[str, SplitPred
 def evaluate_candidate(candidate: Classifier, champion: Classifier | None, manifest: ChampionManifest | None,
                        suite: list[EvalSplit], n_labels: int, batch_size: int) -> Evaluation:
     """The eval report of `candidate` against the champion (`manifest` its data/champion manifest)."""
-    predictions = predict_on_splits(candidate, champion, suite, batch_size)
+    predictions = predict_on_suite(candidate, champion, suite, "text", batch_size)
     return summarize(compare_predictions(suite, predictions), manifest, 1.0 / n_labels)
 
 

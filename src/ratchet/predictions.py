@@ -33,6 +33,24 @@ class NamedSplit(Protocol):
     frame: pd.DataFrame   # has an id column
 
 
+class Predictor(Protocol):
+    """A Classifier (texts -> labels) or a Tagger (token lists -> tag lists)."""
+
+    def predict(self, inputs: list, batch_size: int) -> list: ...
+
+
+def predict_on_suite(candidate: Predictor, champion: Predictor | None, suite: Sequence[NamedSplit],
+                     inputs: str, batch_size: int) -> dict[str, SplitPredictions]:
+    """Both models' predictions on column `inputs` (text, or tokens) of every split of the suite."""
+    predictions = {}
+    for split in suite:
+        rows = list(split.frame[inputs])
+        predictions[split.name] = SplitPredictions(
+            candidate=candidate.predict(rows, batch_size),
+            champion=champion.predict(rows, batch_size) if champion is not None else None)
+    return predictions
+
+
 def write(paths: ProjectPaths, suite: Sequence[NamedSplit], predictions: dict[str, SplitPredictions]) -> None:
     parts = []
     for split in suite:

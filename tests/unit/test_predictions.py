@@ -68,3 +68,14 @@ def test_a_file_written_for_another_suite_is_refused_naming_the_split(tmp_path):
 def test_a_missing_file_names_the_stage_that_writes_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="eval_predictions.parquet is missing: the train stage writes it"):
         predictions.read(ProjectPaths.at(tmp_path), _text_suite(), with_champion=False)
+
+
+def test_the_evaluate_stage_does_not_import_torch():
+    """The point of the predictions file: scoring a batch loads no model and no torch (seconds a batch)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, ratchet.stages.evaluate; "
+             "print(sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -21,7 +21,7 @@ import pandas as pd
 from ratchet.comparison import Evaluation, summarize
 from ratchet.entities.metrics import EntityScores, entity_scores, only_types
 from ratchet.entities.tags import EntitySpan, spans
-from ratchet.predictions import SplitPredictions
+from ratchet.predictions import SplitPredictions, predict_on_suite
 from ratchet.records import (
     ChampionManifest,
     ClassScores,
@@ -78,18 +78,6 @@ def paired_entities(frame: pd.DataFrame, types: list[str], champion: list[list[s
                         per_class={t: count([g for g in gold if g[1].type == t]) for t in types})
 
 
-def predict_on_sentences(candidate: Tagger, champion: Tagger | None, suite: list[SentenceSplit],
-                         batch_size: int) -> dict[str, SplitPredictions]:
-    """Both taggers' tags for every sentence of the suite."""
-    predictions = {}
-    for split in suite:
-        sentences = list(split.frame["tokens"])
-        predictions[split.name] = SplitPredictions(
-            candidate=candidate.predict(sentences, batch_size),
-            champion=champion.predict(sentences, batch_size) if champion is not None else None)
-    return predictions
-
-
 def compare_sentence_predictions(suite: list[SentenceSplit], predictions: dict[str, SplitPredictions]
                                  ) -> dict[str, SplitComparison]:
     splits = {}
@@ -114,5 +102,5 @@ def summarize_entities(splits: dict[str, SplitComparison], manifest: ChampionMan
 def evaluate_tagger(candidate: Tagger, champion: Tagger | None, manifest: ChampionManifest | None,
                     suite: list[SentenceSplit], batch_size: int) -> Evaluation:
     """Predict with both taggers, then the eval report (a hand promotion's path)."""
-    predictions = predict_on_sentences(candidate, champion, suite, batch_size)
+    predictions = predict_on_suite(candidate, champion, suite, "tokens", batch_size)
     return summarize_entities(compare_sentence_predictions(suite, predictions), manifest)

@@ -11,7 +11,6 @@ import pandas as pd
 import torch
 
 from ratchet import atomic, eval_suite, faultpoints, modeling, predictions
-from ratchet.comparison import predict_on_splits
 from ratchet.continual.increment import learn_increment
 from ratchet.continual.mix import IncrementData
 from ratchet.records import TOKEN_CLASSIFICATION
@@ -94,7 +93,8 @@ def _predict_eval_suite(paths, settings) -> None:
     candidate = modeling.load_classifier(paths.candidate, settings.model, labels)
     champion = modeling.load_classifier(paths.champion, settings.model, labels) if plan["champion"] else None
     suite = eval_suite.text_splits(paths)
-    predictions.write(paths, suite, predict_on_splits(candidate, champion, suite, settings.evaluate.batch_size))
+    predictions.write(paths, suite, predictions.predict_on_suite(candidate, champion, suite, "text",
+                                                                 settings.evaluate.batch_size))
 
 
 if __name__ == "__main__":

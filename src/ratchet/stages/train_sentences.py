@@ -12,7 +12,6 @@ import shutil
 
 from ratchet import atomic, eval_suite, modeling, predictions, store
 from ratchet.config import Settings
-from ratchet.entities.comparison import predict_on_sentences
 from ratchet.entities.increment import learn_entity_increment
 from ratchet.entities.memory import MEMORY_FILE, SentenceMemory, memory_per_type
 from ratchet.entities.tagger import load_tagger
@@ -59,7 +58,8 @@ def _predict_eval_suite(paths: ProjectPaths, settings: Settings, plan: dict) -> 
     candidate = load_tagger(paths.candidate, settings.model)
     champion = load_tagger(paths.champion, settings.model) if plan["champion"] else None
     suite = eval_suite.sentence_splits(paths)
-    predictions.write(paths, suite, predict_on_sentences(candidate, champion, suite, settings.evaluate.batch_size))
+    predictions.write(paths, suite, predictions.predict_on_suite(candidate, champion, suite, "tokens",
+                                                                 settings.evaluate.batch_size))
 
 
 def _write_metrics(paths: ProjectPaths, plan: dict, report, learned: list[str]) -> None:
