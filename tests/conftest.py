@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pytest
@@ -19,19 +21,21 @@ configure_offline()
 # many short files fill the gaps. (Run with --no-loadscope-reorder: xdist would otherwise start
 # the files with the most tests first, the short unit files.) The order changes no result.
 LONGEST_FIRST = (
-    "test_promote.py",               # ~200: the first user of the shared champion template
-    "test_entity_loop.py",           # ~155: its own token project, three batches, a retry
-    "test_environment.py",           # ~155: a tracking server stopped 30 s during registration
-    "test_watch_flow.py",            # ~135: seven batches through the whole loop
-    "test_serve.py",                 # ~135: a Prefect server, pools and workers
-    "test_recovery.py",              # ~125: a real mlflow server
-    "test_kills.py",                 # ~100
-    "test_failure_isolation.py",     # ~100
-    "test_concurrency.py",           # ~95: three `ratchet run` at once
-    "test_distributed_training.py",  # ~70: two DDP worker processes
-    "test_dvc_pipeline.py",          # ~65
-    "test_offline_policy.py",        # ~40
-    "test_bench_cl.py",              # ~40
+    "test_promote.py",               # ~155: the first user of the shared champion template
+    "test_environment.py",           # ~175: a tracking server stopped 30 s during registration
+    "test_kills.py",                 # ~140
+    "test_entity_loop.py",           # ~135: its own token project, three batches, a retry
+    "test_serve.py",                 # ~130: a Prefect server, pools and workers
+    "test_watch_flow.py",            # ~130: seven batches through the whole loop
+    "test_concurrency.py",           # ~130: three `ratchet run` at once
+    "test_recovery.py",              # ~95: a real mlflow server
+    "test_distributed_training.py",  # ~80: two DDP worker processes
+    "test_failure_isolation.py",     # ~75
+    "test_offline_policy.py",        # ~65
+    "test_dvc_pipeline.py",          # ~45
+    "test_entity_learning.py",       # ~35
+    "test_bench_cl.py",              # ~30
+    "test_docker.py",                # ~25
 )
 
 
@@ -125,6 +129,22 @@ def _save_tiny_bert(folder: Path) -> Path:
                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_lock_dir(tmp_path_factory) -> Iterator[Path]:
+    """Each test process (each xdist worker) has its own machine-wide lock folder. The workers are
+    not one machine's loops: sharing ~/.cache/ratchet/locks made their trainings queue for one
+    training slot (a worker idle while another trained) and wrote into the user's home. Tests of
+    the slot itself give their runs a folder of their own (tests/faults/conftest.py)."""
+    folder = tmp_path_factory.mktemp("machine-locks")
+    previous = os.environ.get("RATCHET_LOCK_DIR")
+    os.environ["RATCHET_LOCK_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("RATCHET_LOCK_DIR", None)
+    else:
+        os.environ["RATCHET_LOCK_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ratchet import atomic, dvc_repo, faultpoints, modeling, records, registry, store
+from ratchet import atomic, dvc_repo, faultpoints, model_files, records, registry, store
 from ratchet.attempt_plan import AttemptPlan, RetryKind, attempt_file_text
 from ratchet.champion import next_manifest
 from ratchet.config import Settings
@@ -187,7 +187,7 @@ def register(project: Project, training: PipelineRun) -> TrainingOutcome:
             "ratchet.git_commit": _git_commit(paths.root),
             "ratchet.parent_version": str(plan["champion"]["version"]) if plan["champion"] else "base",
             "ratchet.base_model": settings.model.base,
-            "ratchet.base_model_sha256": _sha256(modeling.resolve_base_model(settings.model.base) / "model.safetensors"),
+            "ratchet.base_model_sha256": _sha256(model_files.resolve_base_model(settings.model.base) / "model.safetensors"),
             "ratchet.params_sha256": _sha256(paths.params),
             "ratchet.dvc_lock_sha256": _sha256(paths.root / "dvc.lock"),
             "ratchet.eval_md5": json.dumps({s["name"]: dvc_repo.file_md5(paths.batch_dir(s["name"]) / "eval.parquet")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ratchet import dvc_repo, faultpoints, modeling, records, registry, store
+from ratchet import dvc_repo, faultpoints, model_files, records, registry, store
 from ratchet.batch_state import BatchState, BatchStates
 from ratchet.comparison import EvalSplit, evaluate_candidate
 from ratchet.gate import decide
@@ -64,7 +64,7 @@ def next_manifest(paths: ProjectPaths, evaluation: EvalReport, version: str, run
         # the old champion on the splits this step learned: forward transfer needs it
         before={n: round(s.champion.accuracy, 6) for n, s in evaluation.splits.items()
                 if s.role == "new" and s.champion})
-    candidate = modeling.read_manifest(paths.candidate)
+    candidate = model_files.read_manifest(paths.candidate)
     return ChampionManifest(**candidate.model_dump(exclude={"trained_batches"}), version=version, run_id=run_id,
                             trained_batches=(old.trained_batches if old else []) + list(batch_ids),
                             history=(list(old.history) if old else []) + [step])
@@ -257,6 +257,9 @@ def gate_version(project: Project, model_dir: Path, manifest: ChampionManifest) 
     if settings.task == TOKEN_CLASSIFICATION:
         evaluation = _evaluate_tagger(project, model_dir, champion_manifest, roles)
     else:
+        # torch, imported here: of the flow process, only a hand promotion loads models
+        from ratchet import modeling
+
         labels = list(settings.data.labels)
         candidate = modeling.load_classifier(model_dir, settings.model, labels)
         champion = modeling.load_classifier(paths.champion, settings.model, labels) if champion_manifest else None

@@ -1,8 +1,8 @@
 """The one DVC wrapper: `dvc add data`, `dvc repro`, and md5s of tracked data.
 
-`dvc repro` (and init, status, push) runs DVC's CLI as a subprocess of the same Python, with that
+`dvc repro` (and status, push) runs DVC's CLI as a subprocess of the same Python, with that
 Python's bin folder first on PATH, so the stages' `python -m ratchet.stages...` find ratchet even
-when no virtualenv is activated; `add` and the config edits use DVC's API in-process.
+when no virtualenv is activated; `init`, `add` and the config edits use DVC's API in-process.
 """
 
 from __future__ import annotations
@@ -63,9 +63,17 @@ def run_dvc(root: Path, *args: str, capture: bool = False) -> str:
 def init(root: Path, scm: bool = True) -> None:
     """Initialise DVC in a git repository (`scm` False: in a folder git does not track), with
     analytics and update checks off."""
-    run_dvc(root, "init", "--quiet", *(() if scm else ("--no-scm",)), capture=True)
-    from dvc.config import Config   # in-process: a `dvc config` subprocess costs a second of imports
+    from dvc.config import Config   # in-process, as the CLI would: a `dvc` subprocess costs a second of imports
+    from dvc.exceptions import DvcException
+    from dvc.logger import set_loggers_level
+    from dvc.repo import Repo
 
+    log.info("dvc init%s", "" if scm else " --no-scm")
+    try:
+        with set_loggers_level(logging.CRITICAL):
+            Repo.init(str(root), no_scm=not scm).close()
+    except DvcException as error:
+        raise DvcError(f"`dvc init` failed in {root}: {error}") from error
     with Config(dvc_dir=str(root / ".dvc")).edit("repo") as config:
         config["core"].update({"analytics": False, "check_update": False})
 

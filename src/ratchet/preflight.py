@@ -20,7 +20,7 @@ class Check:
 
 def run_checks(project: Path, require_gpu: bool = False, require_api: bool = False) -> list[Check]:
     from ratchet.config import ConfigError, load_settings
-    from ratchet.modeling import ModelError, resolve_base_model
+    from ratchet.model_files import ModelError, resolve_base_model
     from ratchet.paths import ProjectPaths
 
     checks: list[Check] = []
