@@ -22,7 +22,6 @@ from ratchet.records import ModelManifest, Task
 log = logging.getLogger("ratchet")
 
 
-
 def pick_device() -> torch.device:
     """The GPU when torch sees one, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

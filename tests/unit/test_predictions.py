@@ -70,12 +70,14 @@ def test_a_missing_file_names_the_stage_that_writes_it(tmp_path):
         predictions.read(ProjectPaths.at(tmp_path), _text_suite(), with_champion=False)
 
 
-def test_the_evaluate_stage_does_not_import_torch():
-    """The point of the predictions file: scoring a batch loads no model and no torch (seconds a batch)."""
+@pytest.mark.parametrize("module", ["ratchet.stages.evaluate", "flows.watch"])
+def test_the_evaluate_stage_and_the_flow_do_not_import_torch_to_start(module):
+    """The evaluate stage scores the predictions file (no model, no torch: seconds a batch); the flow
+    process (`ratchet run`, a deployment's run) imports torch only in the steps that run a model."""
     import subprocess
     import sys
 
-    probe = ("import sys, ratchet.stages.evaluate; "
+    probe = (f"import sys, {module}; "
              "print(sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
