@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
+import torch
 
 from ratchet import modeling
 from ratchet.config import LoraSettings, ModelSettings, TrainSettings
 from ratchet.evaluation import split_metrics
-from ratchet.training.loop import epochs_for, fit, optimizer_and_schedule
+from ratchet.training.loop import (
+    epochs_for,
+    fit,
+    linear_warmup_then_decay,
+    optimizer_and_schedule,
+)
 from tests.conftest import synthetic_frame
 
 LABELS = ["red", "green", "blue"]
@@ -129,8 +135,6 @@ def test_top_layers_trains_only_the_top_of_the_encoder_and_the_head(settings):
 
 
 def test_autocast_is_bf16_on_cuda_only_unless_forced():
-    import torch
-
     from ratchet.training.loop import autocast_dtype
 
     assert autocast_dtype(torch.device("cpu"), "auto") is None
@@ -151,8 +155,6 @@ def test_bf16_autocast_trains_and_the_report_keeps_the_first_step_apart(settings
 
 
 def test_min_steps_gives_a_small_batch_more_epochs_and_the_schedule_follows(settings):
-    import torch
-
     frame = synthetic_frame({"red": 8, "green": 8}, seed=3)    # one step an epoch at batch 16
     model = modeling.build_trainable(settings, LABELS, seed=0, start_from=None)
     report = fit(model, modeling.load_tokenizer(settings), frame["text"].tolist(),
@@ -170,3 +172,19 @@ def test_min_steps_gives_a_small_batch_more_epochs_and_the_schedule_follows(sett
         optimizer.step()
         scheduler.step()
     assert scheduler.get_last_lr()[0] > 0, "the learning rate decays to zero over all 40 steps, not 10"
+
+
+@pytest.mark.parametrize("warmup,total", [(0, 1), (0, 7), (1, 1), (1, 10), (3, 30), (5, 5), (7, 8)])
+def test_the_schedule_is_transformers_linear_warmup_step_for_step(warmup, total):
+    from transformers import get_linear_schedule_with_warmup
+
+    def rates(make_schedule) -> list[float]:
+        optimizer = torch.optim.AdamW(torch.nn.Linear(2, 2).parameters(), lr=0.002)
+        schedule, seen = make_schedule(optimizer, warmup, total), []
+        for _ in range(total):          # the rate each of the `total` optimiser steps uses
+            seen.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.step()
+        return seen
+
+    assert rates(linear_warmup_then_decay) == pytest.approx(rates(get_linear_schedule_with_warmup), abs=1e-14)
