@@ -151,7 +151,9 @@ def machine_lock_dir(tmp_path_factory) -> Iterator[Path]:
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # Prefect's default of 30 s for the server to come up is too short on a loaded 2-core machine
+    # (three workers start theirs at once, beside trainings): a slow start is not a failure.
+    with prefect_test_harness(server_startup_timeout=180):
         yield
 
 

@@ -11,7 +11,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -19,7 +18,6 @@ from ratchet import dvc_repo, registry, store
 from ratchet.batch_state import TERMINAL, BatchStates
 from ratchet.config import load_settings
 from ratchet.paths import ProjectPaths
-from tests.servers import free_port, stop as stop_server, wait_for_http
 
 RUN_TIMEOUT_S = 300
 
@@ -42,22 +40,14 @@ def _base_env(home: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def fault_env(tmp_path_factory) -> Iterator[dict[str, str]]:
+def fault_env(tmp_path_factory, prefect_harness) -> dict[str, str]:
     """The environment of the suite's runs: one real Prefect server on loopback for all of them
-    (a run killed with its process group takes only itself down, as with a deployment), a
-    machine-wide lock folder of their own, each project's own MLflow store. (A run on the embedded
-    server, which dies with it: `embedded_env`.)"""
-    home = tmp_path_factory.mktemp("fault-env")
-    env = _base_env(home)
-    port = free_port()
-    log = home / "prefect-server.log"
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    url = f"http://127.0.0.1:{port}/api"
-    wait_for_http(f"{url}/health", server, log, "prefect server", timeout_s=180)
-    yield {**env, "PREFECT_API_URL": url}
-    stop_server(server)
+    (the test harness's: a server process of its own, so a run killed with its process group takes
+    only itself down, as with a deployment), a machine-wide lock folder of their own, each project's
+    own MLflow store. (A run on the embedded server, which dies with it: `embedded_env`.)"""
+    from prefect.settings import PREFECT_API_URL
+
+    return {**_base_env(tmp_path_factory.mktemp("fault-env")), "PREFECT_API_URL": PREFECT_API_URL.value()}
 
 
 @pytest.fixture
