@@ -110,6 +110,8 @@ def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start
     continue its weights. A LoRA champion can be continued by full or top-layer fine-tuning
     (merged first), not the reverse.
     """
+    from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+
     manifest = read_manifest(start_from) if start_from else None
     kind = manifest.kind if manifest else None
     if manifest and manifest.task != task:
@@ -122,9 +124,6 @@ def build_trainable(settings: ModelSettings, labels: list[str], seed: int, start
                          f"{manifest.pooling} pooling, but model.pooling is "
                          f"{settings.pooling}: a champion cannot be continued with another pooling")
     if settings.finetune == "lora":
-        # peft only here: importing it costs ~2.5 s, and full or top-layer fine-tuning never needs it
-        from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-
         if kind == "full":
             raise ModelError("model.finetune is lora but the champion was saved with full weights; "
                              "continue it with model.finetune: full or top_layers")
@@ -222,12 +221,12 @@ class Classifier:
 
 def load_weights(model_dir: Path, settings: ModelSettings, labels: list[str] | None = None) -> torch.nn.Module:
     """A saved ratchet model of either task, on the CPU, in eval mode (LoRA adapters merged for speed)."""
+    from peft import PeftModel
+
     manifest = read_manifest(model_dir)
     labels = labels or manifest.labels
     model_settings = settings.model_copy(update={"base": manifest.base_model, "pooling": manifest.pooling})
     if manifest.kind == "lora":
-        from peft import PeftModel
-
         base = _base_model(model_settings, labels, seed=0, task=manifest.task)
         model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
     else:

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from torch.optim.lr_scheduler import LinearLR, LRScheduler, SequentialLR
+from transformers import get_linear_schedule_with_warmup
 
 from ratchet.config import TrainSettings
 from ratchet.training import distributed
@@ -63,28 +63,16 @@ def epochs_for(settings: TrainSettings, examples: int) -> int:
     return max(settings.epochs, math.ceil(settings.min_steps / steps_per_epoch))
 
 
-def linear_warmup_then_decay(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> LRScheduler:
-    """The learning rate rises linearly from 0 over `warmup_steps`, then falls linearly to 0 at
-    `total_steps`: transformers' `get_linear_schedule_with_warmup`, step for step (to 1e-15,
-    tests/unit/test_modeling.py), built from torch's schedulers because importing
-    `transformers.optimization` imports peft (2.4 s of every train stage that does not use LoRA)."""
-    decay = LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=max(1, total_steps - warmup_steps))
-    if warmup_steps == 0:
-        return decay
-    ramp = LinearLR(optimizer, start_factor=1e-12, end_factor=1.0, total_iters=warmup_steps)   # > 0, as torch requires
-    return SequentialLR(optimizer, [ramp, decay], milestones=[warmup_steps])
-
-
 def optimizer_and_schedule(model: torch.nn.Module, settings: TrainSettings, examples: int):
-    """The trainable parameters, AdamW on them and a linear warm-up then decay over every step of
-    `epochs_for` epochs of `examples` examples."""
+    """The trainable parameters, AdamW on them and transformers' linear warm-up then decay over
+    every step of `epochs_for` epochs of `examples` examples."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     # foreach: bit for bit the numbers of torch's CPU default (one tensor at a time), in 60 % of its time
-    # (0.4 s of every tiny-model training in the tests; measured on 2 cores, torch 2.13)
+    # (0.4 s of every tiny-model training in the tests, measured on 2 cores; tests/unit/test_modeling.py)
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay,
                                   foreach=True)
     total_steps = math.ceil(examples / settings.batch_size) * epochs_for(settings, examples)
-    scheduler = linear_warmup_then_decay(optimizer, int(total_steps * settings.warmup_ratio), total_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * settings.warmup_ratio), total_steps)
     return trainable, optimizer, scheduler
 
 
