@@ -39,8 +39,8 @@ demo-ner: $(STAMP)  ## the entity demo: tweets whose batches bring new entity ty
 # subprocesses and a 30 s outage, which a third worker fills; with torch's default of two threads a
 # process, the workers spin against each other on 2 cores (a third more CPU time). Measured on 2
 # cores (2026-12-06, sixth session): 8 min 08 s and 8 min 37 s in fresh clones (test first / demo
-# first), 8 min 18 s - 9 min 01 s in a working checkout: the suite is CPU-bound (~900-1,000 CPU-s),
-# and the same tests took 845-928 CPU-s from run to run. Earlier: 8 min 50-57 s (fifth session),
+# first), 6 min 49 s - 9 min 01 s in a working checkout: the suite is CPU-bound (~700-1,000 CPU-s),
+# and the same tests took 682-928 CPU-s from run to run. Earlier: 8 min 50-57 s (fifth session),
 # 9 min 30-39 s, 11 min 22-38 s; four workers 12 min 26 s; two workers 15 min 04 s; two workers,
 # two threads each, 16-17.5 min.
 TEST_THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
