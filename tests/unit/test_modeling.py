@@ -172,15 +172,17 @@ def test_min_steps_gives_a_small_batch_more_epochs_and_the_schedule_follows(sett
     assert scheduler.get_last_lr()[0] > 0, "the learning rate decays to zero over all 40 steps, not 10"
 
 
-def test_the_optimisers_foreach_path_gives_the_default_paths_weights_bit_for_bit():
-    """`optimizer_and_schedule` asks AdamW for its foreach path (faster on CPU): the trained weights
-    must be exactly those of torch's CPU default, so documented results reproduce either way."""
+def test_the_loops_optimiser_gives_torchs_default_adamw_weights_bit_for_bit():
+    """`optimizer_and_schedule` asks AdamW for its foreach path (faster on CPU): the weights it trains
+    must be exactly those of torch's CPU default AdamW, so documented results reproduce either way."""
     import torch
 
-    def trained(**options) -> torch.Tensor:
+    settings = TrainSettings(epochs=1, batch_size=8, learning_rate=2e-3, weight_decay=0.01, warmup_ratio=0.0)
+
+    def trained(make_optimizer) -> torch.Tensor:
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Embedding(500, 16), torch.nn.Flatten(), torch.nn.Linear(64, 3))
-        optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01, **options)
+        optimizer = make_optimizer(model)
         batches = torch.Generator().manual_seed(1)
         for _ in range(20):
             loss = model(torch.randint(0, 500, (8, 4), generator=batches)).logsumexp(1).mean()
@@ -189,4 +191,8 @@ def test_the_optimisers_foreach_path_gives_the_default_paths_weights_bit_for_bit
             optimizer.step()
         return torch.cat([p.detach().flatten() for p in model.parameters()])
 
-    assert torch.equal(trained(foreach=True), trained())
+    loops = trained(lambda model: optimizer_and_schedule(model, settings, examples=160)[1])
+    default = trained(lambda model: torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01))
+    assert torch.equal(loops, default)
+    probe = optimizer_and_schedule(torch.nn.Linear(2, 2), settings, examples=160)[1]
+    assert probe.defaults["foreach"] is True, "the loop's AdamW takes the foreach path"
