@@ -126,6 +126,9 @@ class ReplaySettings(_Section):
     min_per_old_class: int = Field(14, ge=0)    # ... but never fewer than this
     validation_per_class: int = Field(25, ge=0)  # buffer rows per old class held out for early stopping
     balance_classes: bool = True                # a replayed-only class weighs as much as a mean new class
+    # when `train.new_class_min_steps` stretches an increment, replay more of the buffer (up to as many
+    # rows as those steps cover in `train.epochs` passes) instead of many passes over a few replayed rows
+    fill_step_floor: bool = False
 
     def per_old_class(self, n_new: int, n_new_classes: int, n_old_classes: int) -> int:
         """How many rows of each old class to replay next to `n_new` rows of `n_new_classes` classes.
@@ -136,6 +139,15 @@ class ReplaySettings(_Section):
         if self.selection == "none" or n_old_classes == 0 or n_new_classes == 0:
             return 0
         return max(self.min_per_old_class, math.ceil(self.ratio * n_new / n_new_classes))
+
+    def per_old_class_filling(self, base: int, n_new: int, n_old_classes: int, floor_rows: int,
+                              smallest_old_class: int) -> int:
+        """`base` rows a class, raised (with `fill_step_floor`) so new + replayed rows reach `floor_rows`,
+        but leaving each old class `validation_per_class` buffer rows for the held-out old rows."""
+        if not self.fill_step_floor or base == 0 or floor_rows <= n_new:
+            return base
+        wanted = math.ceil((floor_rows - n_new) / n_old_classes)
+        return max(base, min(wanted, smallest_old_class - self.validation_per_class))
 
 
 class DistillationSettings(_Section):

@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from ratchet.config import ReplaySettings
+from ratchet.config import ReplaySettings, TrainSettings
 from ratchet.continual.buffer import BufferError, ReplayBuffer, class_balanced_sample
-from ratchet.continual.mix import IncrementData, class_balance_weights
+from ratchet.continual.mix import IncrementData, class_balance_weights, compose_increment, floor_rows
 from tests.conftest import synthetic_frame
 
 
@@ -94,3 +94,42 @@ def test_each_old_class_replays_a_share_of_the_mean_new_class():
     assert settings.per_old_class(n_new=60, n_new_classes=2, n_old_classes=4) == 10    # the floor
     assert settings.per_old_class(n_new=100, n_new_classes=1, n_old_classes=0) == 0
     assert ReplaySettings(selection="none").per_old_class(n_new=100, n_new_classes=1, n_old_classes=4) == 0
+
+
+FLOOR = TrainSettings(epochs=2, batch_size=16, new_class_min_steps=20)   # 20 steps of 16 over 2 passes: 160 rows
+
+
+def _old_buffer() -> ReplayBuffer:
+    buffer = ReplayBuffer(selection="class_balanced", budget=300)
+    buffer.add(synthetic_frame({"red": 100, "green": 100, "blue": 100}), "b-1", seed=0)
+    return buffer
+
+
+def test_the_step_floor_covers_so_many_rows_only_for_an_increment_with_a_new_class():
+    assert floor_rows(FLOOR, ["yellow"], ["red", "green"]) == 160
+    assert floor_rows(FLOOR, ["red"], ["red", "green"]) == 0, "no new class"
+    assert floor_rows(FLOOR, ["red", "green"], []) == 0, "the first increment has no champion"
+    assert floor_rows(FLOOR.model_copy(update={"min_steps": 30}), ["yellow"], ["red"]) == 0, "min_steps is larger"
+
+
+def test_filling_the_step_floor_replays_more_of_the_buffer_and_leaves_the_held_out_rows():
+    new = synthetic_frame({"red": 40}, seed=2, prefix="new").assign(label="yellow")
+    known = ["blue", "green", "red"]
+    replay = ReplaySettings(ratio=0.1, min_per_old_class=5, validation_per_class=10)
+    plain = compose_increment(new, _old_buffer(), replay, known, seed=0, train=FLOOR)
+    assert plain.replay["label"].value_counts().to_dict() == {"red": 5, "green": 5, "blue": 5}, "off: as before"
+
+    filling = replay.model_copy(update={"fill_step_floor": True})
+    filled = compose_increment(new, _old_buffer(), filling, known, seed=0, train=FLOOR)
+    assert filled.replay["label"].value_counts().to_dict() == {"red": 40, "green": 40, "blue": 40}  # (160-40)/3
+    assert len(filled.mix) == 160
+    assert filled.old_validation["label"].value_counts().to_dict() == {"red": 10, "green": 10, "blue": 10}
+    assert not set(filled.old_validation["id"]) & set(filled.replay["id"])
+
+    wide = compose_increment(new, _old_buffer(), filling, known, seed=0,
+                             train=FLOOR.model_copy(update={"new_class_min_steps": 200}))
+    assert wide.replay["label"].value_counts().to_dict() == {"red": 90, "green": 90, "blue": 90}, \
+        "capped so that every old class keeps its validation rows"
+    same_labels = synthetic_frame({"red": 40}, seed=2, prefix="new")
+    assert len(compose_increment(same_labels, _old_buffer(), filling, known, seed=0, train=FLOOR).replay) == 15, \
+        "no new class: no floor, nothing to fill"

@@ -140,7 +140,7 @@ def run_stream(stream: Stream, settings: Settings, strategy: str, seed: int, dev
             seen = pd.concat([s.train for s in stream.steps[:index + 1]], ignore_index=True)
             data = IncrementData.from_parts(seen, seen.iloc[:0], seen.iloc[:0], [], seed)
         else:
-            data = compose_increment(step.train, buffer, replay, known, seed)
+            data = compose_increment(step.train, buffer, replay, known, seed, chosen.train)
         extra = (lambda mix: [_stored_logit_replay(mix, stored_logits, len(labels), device)]) \
             if strategy == "derpp" and stored_logits else None
         report, _ = learn_increment(model, tokenizer, data, labels, chosen.continual, chosen.train,

@@ -7,11 +7,12 @@ prepare stage imports no model code.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
 
-from ratchet.config import ReplaySettings
+from ratchet.config import ReplaySettings, TrainSettings
 from ratchet.continual.buffer import ReplayBuffer
 
 MIX_COLUMNS = ["id", "text", "label", "source_batch", "replayed"]
@@ -51,11 +52,30 @@ class IncrementData:
         return self.mix[self.mix["replayed"]]
 
 
+def brings_new_classes(new_labels, known_labels: list[str]) -> list[str]:
+    """Classes of an increment the champion has not learned (none for the first increment: no champion)."""
+    return sorted(set(new_labels) - set(known_labels)) if known_labels else []
+
+
+def floor_rows(train: TrainSettings, new_labels, known_labels: list[str]) -> int:
+    """How many training rows `train.new_class_min_steps` optimiser steps cover in `train.epochs` passes,
+    for an increment that brings new classes; 0 when that floor does not apply."""
+    if not brings_new_classes(new_labels, known_labels) or train.new_class_min_steps <= train.min_steps:
+        return 0
+    return math.ceil(train.new_class_min_steps * train.batch_size / train.epochs)
+
+
 def compose_increment(new: pd.DataFrame, buffer: ReplayBuffer, replay: ReplaySettings, known_labels: list[str],
-                      seed: int) -> IncrementData:
+                      seed: int, train: TrainSettings | None = None) -> IncrementData:
     """The increment the pipeline (prepare stage) and the benchmark train on: the new rows, each
-    old class's replay share sampled from the champion's buffer, and held-out old rows."""
-    per_class = replay.per_old_class(len(new), new["label"].nunique(), len(buffer.labels))
+    old class's replay share sampled from the champion's buffer, and held-out old rows. With `train`
+    and `replay.fill_step_floor`, an increment the step floor stretches replays more of the buffer."""
+    old_classes = len(buffer.labels)
+    per_class = replay.per_old_class(len(new), new["label"].nunique(), old_classes)
+    if train is not None and old_classes:
+        per_class = replay.per_old_class_filling(
+            per_class, len(new), old_classes, floor_rows(train, new["label"], known_labels),
+            int(buffer.rows["label"].value_counts().min()))
     sample, old_validation = buffer.replay_and_validation(per_class, replay.validation_per_class, seed)
     return IncrementData.from_parts(new, sample, old_validation, known_labels, seed)
 

@@ -49,7 +49,8 @@ def main() -> None:
                          ignore_index=True)
     buffer = current_buffer(paths, settings, old)
     known_labels = sorted({label for e in catalog if e.status == "trained" for label in e.label_counts})
-    increment = compose_increment(new_rows, buffer, settings.continual.replay, known_labels, settings.prepare.seed)
+    increment = compose_increment(new_rows, buffer, settings.continual.replay, known_labels, settings.prepare.seed,
+                                  settings.train)
     mix, replay, old_validation = increment.mix, increment.replay, increment.old_validation
 
     # The buffer as it will be once the candidate is promoted: the new batches offered to it.
