@@ -17,7 +17,7 @@ import torch
 
 from ratchet.config import ContinualSettings, TrainSettings
 from ratchet.continual import bias_correction
-from ratchet.continual.mix import IncrementData, brings_new_classes, class_balance_weights
+from ratchet.continual.mix import IncrementData, brings_new_classes, class_balance_weights, new_class_floor
 from ratchet.continual.plasticity import PlasticityCheck, check_step, held_out_recall
 from ratchet.continual.plugins import EarlyStopOnOldData, build_plugins
 from ratchet.continual.retention import align_head, classifier_head
@@ -84,10 +84,11 @@ def steps_floor(train: TrainSettings, data: IncrementData) -> TrainSettings:
     """`train` with `min_steps` raised to `new_class_min_steps` when the increment brings classes the
     champion has not learned: their few rows are what replay and distillation pull against. (The first
     increment, with no champion and nothing to retain, keeps `min_steps`.)"""
-    brings = brings_new_classes(data.new["label"], data.known_labels)
-    if brings and train.new_class_min_steps > train.min_steps:
-        log.info("train: new class(es) %s: at least %d optimiser steps", brings, train.new_class_min_steps)
-        return train.model_copy(update={"min_steps": train.new_class_min_steps})
+    floor = new_class_floor(train, data.new["label"], data.known_labels)
+    if floor:
+        log.info("train: new class(es) %s: at least %d optimiser steps",
+                 brings_new_classes(data.new["label"], data.known_labels), floor)
+        return train.model_copy(update={"min_steps": floor})
     return train
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterable
 
 import pandas as pd
 
@@ -52,27 +53,33 @@ class IncrementData:
         return self.mix[self.mix["replayed"]]
 
 
-def brings_new_classes(new_labels, known_labels: list[str]) -> list[str]:
+def brings_new_classes(new_labels: Iterable[str], known_labels: list[str]) -> list[str]:
     """Classes of an increment the champion has not learned (none for the first increment: no champion)."""
     return sorted(set(new_labels) - set(known_labels)) if known_labels else []
 
 
-def floor_rows(train: TrainSettings, new_labels, known_labels: list[str]) -> int:
-    """How many training rows `train.new_class_min_steps` optimiser steps cover in `train.epochs` passes,
-    for an increment that brings new classes; 0 when that floor does not apply."""
-    if not brings_new_classes(new_labels, known_labels) or train.new_class_min_steps <= train.min_steps:
-        return 0
-    return math.ceil(train.new_class_min_steps * train.batch_size / train.epochs)
+def new_class_floor(train: TrainSettings, new_labels: Iterable[str], known_labels: list[str]) -> int:
+    """`train.new_class_min_steps` when the increment brings classes the champion has not learned and
+    that floor is above `train.min_steps`; 0 otherwise. The one rule both the step count
+    (`increment.steps_floor`) and the replay fill (`floor_rows`) follow."""
+    if brings_new_classes(new_labels, known_labels) and train.new_class_min_steps > train.min_steps:
+        return train.new_class_min_steps
+    return 0
+
+
+def floor_rows(train: TrainSettings, new_labels: Iterable[str], known_labels: list[str]) -> int:
+    """How many training rows the new-class step floor covers in `train.epochs` passes; 0 when it does not apply."""
+    return math.ceil(new_class_floor(train, new_labels, known_labels) * train.batch_size / train.epochs)
 
 
 def compose_increment(new: pd.DataFrame, buffer: ReplayBuffer, replay: ReplaySettings, known_labels: list[str],
-                      seed: int, train: TrainSettings | None = None) -> IncrementData:
+                      seed: int, train: TrainSettings) -> IncrementData:
     """The increment the pipeline (prepare stage) and the benchmark train on: the new rows, each
-    old class's replay share sampled from the champion's buffer, and held-out old rows. With `train`
-    and `replay.fill_step_floor`, an increment the step floor stretches replays more of the buffer."""
+    old class's replay share sampled from the champion's buffer, and held-out old rows. With
+    `replay.fill_step_floor`, an increment the new-class step floor stretches replays more of the buffer."""
     old_classes = len(buffer.labels)
     per_class = replay.per_old_class(len(new), new["label"].nunique(), old_classes)
-    if train is not None and old_classes:
+    if old_classes:
         per_class = replay.per_old_class_filling(
             per_class, len(new), old_classes, floor_rows(train, new["label"], known_labels),
             int(buffer.rows["label"].value_counts().min()))
