@@ -83,7 +83,8 @@ def strategy_label(settings: Settings) -> str:
     if c.replay.selection != "none":
         parts.append(f"replay {c.replay.selection} {c.replay.ratio:g}" + (" balanced" if c.replay.balance_classes else ""))
     if c.distillation.weight > 0:
-        parts.append(f"lwf {c.distillation.weight:g}")
+        skipped = " (not on champion errors)" if c.distillation.skip_champion_errors else ""
+        parts.append(f"lwf {c.distillation.weight:g}{skipped}")
     if c.distillation.feature_weight > 0:
         parts.append(f"feature kd {c.distillation.feature_weight:g}")
     if c.regularization.method != "none":

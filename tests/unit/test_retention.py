@@ -8,7 +8,16 @@ from ratchet.config import ContinualSettings, LoraSettings, ModelSettings, Train
 from ratchet.continual.early_stopping import OldDataMonitor
 from ratchet.continual.increment import learn_increment
 from ratchet.continual.mix import IncrementData
-from ratchet.continual.retention import FGM, WeightAnchor, distillation_loss, fisher_diagonal
+from ratchet.continual.plugins import LogitDistillation
+from ratchet.continual.retention import (
+    FGM,
+    WeightAnchor,
+    distillation_loss,
+    distillation_per_example,
+    fisher_diagonal,
+    rows_the_teacher_contradicts,
+)
+from ratchet.training.plugins import TrainingStep
 from tests.conftest import synthetic_frame
 
 LABELS = ["red", "green", "blue"]
@@ -28,6 +37,59 @@ def test_distillation_is_zero_when_student_equals_teacher_and_positive_otherwise
     moved = logits.clone()
     moved[:, 4] += 3.0
     assert float(distillation_loss(moved, logits, 2.0, classes=torch.tensor([0, 1, 2]))) < 1e-7
+
+
+def test_the_teacher_contradicts_a_row_only_where_it_answers_another_class_it_knows():
+    known = torch.tensor([0, 1])                      # class 2 is new: the teacher never learned it
+    teacher = torch.tensor([[3.0, 0.0, 9.0],          # label 0, answers 0 (class 2 is not its answer)
+                            [3.0, 0.0, 0.0],          # label 1, answers 0: contradicted
+                            [0.0, 3.0, 0.0],          # label 2 (new), answers 1: not contradicted
+                            [0.0, 3.0, 0.0]])         # label 1, answers 1
+    labels = torch.tensor([0, 1, 2, 1])
+    assert rows_the_teacher_contradicts(teacher, labels, known).tolist() == [False, True, False, False]
+
+
+def _distillation_step(logits: torch.Tensor, mine: list[int], batch: list[int]) -> TrainingStep:
+    return TrainingStep(model=None, logits=logits, mine=mine, batch=batch, share=len(mine) / len(batch), world=1,
+                        task_loss=lambda: torch.tensor(0.0), epoch=1, step=1)
+
+
+def test_distillation_that_leaves_rows_out_sums_the_others_over_the_whole_batch():
+    torch.manual_seed(0)
+    teacher, student = torch.randn(6, 3), torch.randn(6, 3)
+    classes = torch.tensor([0, 1])
+    step = _distillation_step(student, list(range(6)), list(range(6)))
+    plain = LogitDistillation(teacher, 0.5, 2.0, classes).loss_term(step)
+    every_row = LogitDistillation(teacher, 0.5, 2.0, classes, torch.ones(6)).loss_term(step)
+    assert float(every_row) == pytest.approx(float(plain), rel=1e-6)
+    kept = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    some_rows = LogitDistillation(teacher, 0.5, 2.0, classes, kept).loss_term(step)
+    per_row = distillation_per_example(student, teacher, 2.0, classes)
+    assert float(some_rows) == pytest.approx(0.5 * float(per_row[kept.bool()].sum()) / 6, rel=1e-6)
+    # a row left out gets no gradient from the term
+    moved = student.clone().requires_grad_(True)
+    LogitDistillation(teacher, 0.5, 2.0, classes, kept).loss_term(_distillation_step(moved, list(range(6)),
+                                                                                      list(range(6)))).backward()
+    assert moved.grad[1].abs().sum() == 0 and moved.grad[0].abs().sum() > 0
+
+
+def test_the_increment_distils_nothing_on_rows_the_champion_gets_wrong_when_asked(tiny_model_dir):
+    from ratchet.continual.plugins import build_plugins
+    from ratchet.training.batching import batch_logits, encode
+
+    model, tokenizer = tiny(tiny_model_dir)
+    mix = synthetic_frame({"red": 10, "green": 10, "blue": 6}, seed=3).assign(replayed=False)
+    label_index = {label: i for i, label in enumerate(LABELS)}
+    asked = ContinualSettings.model_validate({"distillation": {"skip_champion_errors": True, "feature_weight": 0}})
+    [lwf] = build_plugins(model, tokenizer, mix, mix.iloc[:0], ["red", "green"], label_index, asked, 32, seed=0)
+    answers = batch_logits(model, tokenizer, encode(tokenizer, mix["text"].tolist(), 32))[:, :2].argmax(dim=-1)
+    wrong = [label != "blue" and LABELS[int(a)] != label for label, a in zip(mix["label"], answers)]
+    assert any(wrong) and not all(wrong)                 # a random champion gets some rows right
+    assert lwf.distilled_rows.tolist() == [0.0 if w else 1.0 for w in wrong]
+    assert lwf.distilled_rows[mix["label"].eq("blue").to_numpy()].eq(1.0).all()   # new class: always distilled
+    [plain] = build_plugins(model, tokenizer, mix, mix.iloc[:0], ["red", "green"], label_index,
+                            ContinualSettings.model_validate({"distillation": {"feature_weight": 0}}), 32, seed=0)
+    assert plain.distilled_rows is None
 
 
 def test_anchor_penalty_is_zero_at_the_anchor_and_grows_away_from_it(tiny_model_dir):

@@ -4,7 +4,8 @@ Each plug-in is built before training from the champion (the model about to be c
 does one thing during `fit`:
 
 - LogitDistillation     LwF: the champion's softened answers on the training rows, over the
-                        classes it knows (retention.distillation_loss)
+                        classes it knows (retention.distillation_loss); optionally none on the
+                        rows whose label the champion gets wrong
 - FeatureDistillation   the champion's text vectors (what its head reads) on the replayed rows
 - WeightPull            EWC or L2-SP: a quadratic pull toward the champion's weights
 - AdversarialEmbeddings FGM: one adversarial step along the word embeddings' gradient
@@ -29,8 +30,10 @@ from ratchet.continual.retention import (
     FGM,
     WeightAnchor,
     distillation_loss,
+    distillation_per_example,
     feature_distances,
     fisher_diagonal,
+    rows_the_teacher_contradicts,
     text_vector_module,
 )
 from ratchet.training.batching import batch_logits, batch_module_outputs, encode
@@ -40,15 +43,23 @@ log = logging.getLogger("ratchet")
 
 
 class LogitDistillation(TrainingPlugin):
+    """`distilled_rows` (one flag per training row; None: all) says which rows the term reads. A row
+    left out adds nothing and the term stays the global batch's sum over its rows ÷ its size, so
+    leaving no row out gives exactly the plain LwF term."""
+
     name = "lwf"
 
     def __init__(self, teacher_logits: torch.Tensor, weight: float, temperature: float,
-                 classes: torch.Tensor | None) -> None:
+                 classes: torch.Tensor | None, distilled_rows: torch.Tensor | None = None) -> None:
         self.teacher_logits, self.weight, self.temperature, self.classes = teacher_logits, weight, temperature, classes
+        self.distilled_rows = distilled_rows
 
     def loss_term(self, step: TrainingStep) -> torch.Tensor:
-        return step.share * self.weight * distillation_loss(step.logits, self.teacher_logits[step.mine],
-                                                            self.temperature, self.classes)
+        teacher = self.teacher_logits[step.mine]
+        if self.distilled_rows is None:
+            return step.share * self.weight * distillation_loss(step.logits, teacher, self.temperature, self.classes)
+        per_row = distillation_per_example(step.logits, teacher, self.temperature, self.classes)
+        return step.share * self.weight * (per_row * self.distilled_rows[step.mine]).mean()
 
 
 class FeatureDistillation(TrainingPlugin):
@@ -171,7 +182,16 @@ def build_plugins(model: torch.nn.Module, tokenizer, mix: pd.DataFrame, old_vali
     if distillation.weight > 0:
         teacher = batch_logits(model, tokenizer, encode(tokenizer, mix["text"].tolist(), max_length))
         classes = torch.tensor(sorted(label_index[v] for v in known_labels), device=device)
-        plugins.append(LogitDistillation(teacher, distillation.weight, distillation.temperature, classes))
+        distilled_rows = None
+        if distillation.skip_champion_errors:
+            labels = torch.tensor([label_index[v] for v in mix["label"]], device=device)
+            contradicted = rows_the_teacher_contradicts(teacher, labels, classes)
+            log.info("distillation: %d of %d training rows left out, the champion gets their label wrong",
+                     int(contradicted.sum()), len(mix))
+            if contradicted.any():      # none: exactly the plain term (the same numbers to the last bit)
+                distilled_rows = (~contradicted).float()
+        plugins.append(LogitDistillation(teacher, distillation.weight, distillation.temperature, classes,
+                                         distilled_rows))
     replayed = mix["replayed"].to_numpy(dtype=bool)
     if distillation.feature_weight > 0 and replayed.any():
         # the champion's text vectors of the replayed rows, the only ones kept (zeros elsewhere, unread)

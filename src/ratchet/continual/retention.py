@@ -26,12 +26,32 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
     Zero exactly when the student's logits equal the teacher's (on those classes).
     """
+    return distillation_per_example(student_logits, teacher_logits, temperature, classes).mean()
+
+
+def distillation_per_example(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                             classes: torch.Tensor | None = None) -> torch.Tensor:
+    """`distillation_loss` of each example (its mean over the batch is `distillation_loss`)."""
     if classes is not None:
         student_logits, teacher_logits = student_logits[:, classes], teacher_logits[:, classes]
     teacher = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
     student = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+    kl = F.kl_div(student, teacher, log_target=True, reduction="none").sum(dim=-1)
     return kl * temperature ** 2
+
+
+def rows_the_teacher_contradicts(teacher_logits: torch.Tensor, labels: torch.Tensor,
+                                 classes: torch.Tensor) -> torch.Tensor:
+    """True where a row's label is one of `classes` (those the teacher knows) and the teacher's
+    answer among them is another class: distilling there pulls the student away from the label.
+
+    A row of a class the teacher has not learned is never contradicted (its old-class answers are
+    what LwF keeps); in a domain-incremental batch (old labels, new kind of text) these rows are
+    the ones the batch exists to correct.
+    """
+    known = torch.isin(labels, classes)
+    answers = classes[teacher_logits[:, classes].argmax(dim=-1)]
+    return known & (answers != labels)
 
 
 def feature_distances(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
