@@ -26,18 +26,24 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
     Zero exactly when the student's logits equal the teacher's (on those classes).
     """
-    return distillation_per_example(student_logits, teacher_logits, temperature, classes).mean()
+    return _softened_kl(student_logits, teacher_logits, temperature, classes, "batchmean")
 
 
 def distillation_per_example(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
                              classes: torch.Tensor | None = None) -> torch.Tensor:
-    """`distillation_loss` of each example (its mean over the batch is `distillation_loss`)."""
+    """`distillation_loss` of each example (their mean is `distillation_loss`, up to rounding)."""
+    return _softened_kl(student_logits, teacher_logits, temperature, classes, "none").sum(dim=-1)
+
+
+def _softened_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                 classes: torch.Tensor | None, reduction: str) -> torch.Tensor:
+    # batchmean is kept for the plain term (not the mean of the per-example sums): the same
+    # summation order as before the per-example form existed, so default runs reproduce to the bit
     if classes is not None:
         student_logits, teacher_logits = student_logits[:, classes], teacher_logits[:, classes]
     teacher = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
     student = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    kl = F.kl_div(student, teacher, log_target=True, reduction="none").sum(dim=-1)
-    return kl * temperature ** 2
+    return F.kl_div(student, teacher, log_target=True, reduction=reduction) * temperature ** 2
 
 
 def rows_the_teacher_contradicts(teacher_logits: torch.Tensor, labels: torch.Tensor,
