@@ -70,9 +70,12 @@ def test_selection_on_validation_picks_a_grid_point_without_reading_the_test_row
     out = tmp_path / "out" / "colours.json"
     result = CliRunner().invoke(app, [*_colours(tmp_path, tiny_model_dir), "--strategies", "default",
                                       "--select-on", "validation", "--grid", "train.learning_rate=1e-9,0.01",
+                                      "--max-train-per-step", "50", "--max-validation-per-step", "10",
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     selection = json.loads((out.parent / "colours.selection.json").read_text())
+    # warm's 60 training rows: 10 held out first (the cap), then 50 left to train; cool's 30: a fifth, 6
+    assert selection["validation_rows"] == {"colours": [10, 6]} and selection["max_validation_per_step"] == 10
     scores = {point["overrides"]["train.learning_rate"]: point["score"] for point in selection["points"]}
     assert set(scores) == {1e-9, 0.01}
     # a learning rate of 1e-9 learns nothing: validation must prefer the other (a tie would pick 1e-9)
@@ -88,6 +91,17 @@ def test_selection_refuses_the_test_split_and_unknown_strategies(tmp_path, tiny_
     assert refused.exit_code == 2 and "never chosen on test splits" in refused.output
     unknown = CliRunner().invoke(app, [*args, "--strategies", "naive,icarl"])
     assert unknown.exit_code == 2 and "icarl" in unknown.output
+
+
+def test_selection_refuses_a_validation_cap_on_an_entity_stream(tmp_path, tiny_model_dir):
+    from tests.unit.test_entity_stream import write_stream
+
+    stream = write_stream(tmp_path, "  - {name: warm, types: [red, green]}\n  - {name: cool, types: [blue]}\n", n=40)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(tiny_model_dir)))
+    refused = CliRunner().invoke(app, ["bench", "cl", "--stream-file", str(stream), "--params",
+                                       str(tmp_path / "params.yaml"), "--select-on", "validation",
+                                       "--grid", "train.epochs=1,2", "--max-validation-per-step", "10"])
+    assert refused.exit_code == 2 and "--max-validation-per-step is for text streams" in refused.output
 
 
 def test_bench_runs_an_entity_stream_in_f1_with_naive_default_and_joint(tmp_path, tiny_model_dir):

@@ -54,6 +54,14 @@ test: {fraction: 0.25}
     assert not set(step.validation["text"]) & (set(step.train["text"]) | set(step.test["text"]))
     assert set(step.validation["text"]) | set(step.train["text"]) == set(early.train["text"])
     assert stream.steps[0].validation is None
+    capped = load_stream(file, max_train_per_step=6, validation_fraction=0.25).steps[0]
+    assert (len(capped.train), len(capped.validation)) == (4, 2), "by default the cap thins the slice too"
+    drawn_first = load_stream(file, max_train_per_step=6, validation_fraction=0.25, max_validation_per_step=3).steps[0]
+    assert (len(drawn_first.train), len(drawn_first.validation)) == (6, 3), "the slice comes first, then the cap"
+    assert not set(drawn_first.validation["text"]) & set(drawn_first.train["text"])
+    assert set(drawn_first.validation["text"]) <= set(early.train["text"])
+    assert len(load_stream(file, max_train_per_step=6, validation_fraction=0.25,
+                           max_validation_per_step=50).steps[0].validation) == 4, "the fraction still bounds it"
 
 
 @pytest.mark.parametrize("source, labels, step, error", [

@@ -79,6 +79,10 @@ def continual_learning(
     select_seeds: Annotated[str, typer.Option(help="Seeds of the selection runs.")] = "0",
     validation_fraction: Annotated[float, typer.Option(help="Share of each step's train rows held out as "
                                                             "its validation slice for selection.")] = 0.2,
+    max_validation_per_step: Annotated[int | None, typer.Option(
+        help="Draw each step's validation slice from its whole train rows, before --max-train-per-step and "
+             "--train-fraction thin them, holding at most this many rows (unset: drawn from the thinned rows)."
+    )] = None,
     select_only: Annotated[bool, typer.Option(help="Stop after the selection (print what it picked).")] = False,
 ) -> None:
     """Run whole streams with each strategy and print average accuracy, BWT, ratio to joint, cost."""
@@ -123,7 +127,8 @@ def continual_learning(
         overrides = list(set_ or [])
         if select_on:
             picked = _select(files, base, points, select_for, [int(s) for s in select_seeds.split(",") if s.strip()],
-                             target, max_train_per_step, train_fraction, validation_fraction, out)
+                             target, max_train_per_step, train_fraction, validation_fraction, out,
+                             max_validation_per_step)
             overrides += [f"{k}={v}" for k, v in picked.overrides]
             base = _apply_overrides(base, [f"{k}={v}" for k, v in picked.overrides])
             if select_only:
@@ -142,7 +147,8 @@ def _out_for(out: Path, file: Path, streams: int) -> Path:
 
 
 def _select(files: list[Path], base: dict, points, strategy: str, seeds: list[int], device,
-            max_train_per_step: int | None, train_fraction: float, validation_fraction: float, out: Path):
+            max_train_per_step: int | None, train_fraction: float, validation_fraction: float, out: Path,
+            max_validation_per_step: int | None = None):
     """Run `strategy` at every grid point on every stream's validation slices; write and return the pick."""
     import json
 
@@ -150,7 +156,8 @@ def _select(files: list[Path], base: dict, points, strategy: str, seeds: list[in
 
     if validation_fraction <= 0 or validation_fraction >= 1:
         raise ValueError(f"--validation-fraction {validation_fraction}: must be between 0 and 1")
-    streams = [load_any_stream(f, max_train_per_step, train_fraction, validation_fraction) for f in files]
+    streams = [load_any_stream(f, max_train_per_step, train_fraction, validation_fraction, max_validation_per_step)
+               for f in files]
     scores = []
     for point in points:
         raw = _apply_overrides(yaml.safe_load(yaml.safe_dump(base)), [f"{k}={v}" for k, v in point.overrides])
@@ -165,6 +172,8 @@ def _select(files: list[Path], base: dict, points, strategy: str, seeds: list[in
     best = pick(scores)
     record = {"select_for": strategy, "seeds": seeds, "validation_fraction": validation_fraction,
               "train_fraction": train_fraction, "max_train_per_step": max_train_per_step,
+              "max_validation_per_step": max_validation_per_step,
+              "validation_rows": {s.name: _validation_rows(s) for s in streams},
               "streams": [s.name for s in streams], "criterion": "mean over streams of validation average accuracy",
               "points": [{"overrides": dict(s.point.overrides), "score": s.score, "bwt": s.bwt,
                           "per_stream": s.per_stream} for s in scores],
@@ -175,6 +184,15 @@ def _select(files: list[Path], base: dict, points, strategy: str, seeds: list[in
     console.print(f"picked on validation: {best.point.label} (score {best.score:.4f}); "
                   f"to rerun the tables with it: {best.point.as_set_flags()} (all points: {target})", markup=False)
     return best.point
+
+
+def _validation_rows(loaded) -> list[int]:
+    """How many rows each step's validation slice holds (an entity stream has one, shared by its steps)."""
+    from ratchet.bench.entity_stream import EntityStream
+
+    if isinstance(loaded, EntityStream):
+        return [len(loaded.validation)]
+    return [len(step.validation) for step in loaded.steps]
 
 
 def _run_tables(file: Path, base: dict, chosen: list[str], seed_list: list[int], target, max_train_per_step,

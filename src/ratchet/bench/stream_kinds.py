@@ -32,7 +32,8 @@ def settings_for_stream(raw: dict, loaded, source: str):
     return parse_settings(raw, source=source)
 
 
-def load_any_stream(file: Path, max_train_per_step: int | None, train_fraction: float, validation_fraction: float = 0.0):
+def load_any_stream(file: Path, max_train_per_step: int | None, train_fraction: float, validation_fraction: float = 0.0,
+                    max_validation_per_step: int | None = None):
     """A text stream (ratchet.bench.streams) or an entity stream (ratchet.bench.entity_stream)."""
     from ratchet.bench.entity_stream import is_entity_stream, load_entity_stream
     from ratchet.bench.streams import load_stream
@@ -40,8 +41,11 @@ def load_any_stream(file: Path, max_train_per_step: int | None, train_fraction: 
     if is_entity_stream(file):
         if max_train_per_step:
             raise ValueError("--max-train-per-step is for text streams; use --train-fraction on an entity stream")
+        if max_validation_per_step:
+            raise ValueError("--max-validation-per-step is for text streams: an entity stream's validation "
+                             "sentences are always drawn before --train-fraction thins the rest")
         return load_entity_stream(file, train_fraction, validation_fraction)
-    return load_stream(file, max_train_per_step, train_fraction, validation_fraction)
+    return load_stream(file, max_train_per_step, train_fraction, validation_fraction, max_validation_per_step)
 
 
 def run_any_stream(loaded, settings, strategy: str, seed: int, device, evaluate_on: str = "test"):

@@ -184,13 +184,18 @@ def split_stratified(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[p
 
 
 def load_stream(file: Path, max_train_per_step: int | None = None, train_fraction: float = 1.0,
-                validation_fraction: float = 0.0) -> Stream:
+                validation_fraction: float = 0.0, max_validation_per_step: int | None = None) -> Stream:
     """Read a stream file and its data. To fit a time budget, `train_fraction` keeps that share of
     each step's train rows (keeping the steps' relative sizes) and `max_train_per_step` caps them;
     both subsample stratified by label with the stream's seed. The test rows stay whole.
 
-    `validation_fraction` > 0 holds that share of each step's train rows out (stratified, after
-    subsampling) as the step's validation slice: settings are chosen on it, never on the test rows."""
+    `validation_fraction` > 0 holds that share of each step's train rows out (stratified) as the
+    step's validation slice: settings are chosen on it, never on the test rows. By default it is
+    drawn after the subsampling, so a cap shrinks it too. With `max_validation_per_step` it is drawn
+    first, from the step's whole train rows, and holds at most that many: a step the cap thins keeps
+    a slice large enough to tell settings apart (one row of 60 is 1.7 points)."""
+    if max_validation_per_step is not None and max_validation_per_step < 1:
+        raise StreamError(f"max_validation_per_step {max_validation_per_step}: must be at least 1")
     try:
         spec = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
@@ -219,13 +224,20 @@ def load_stream(file: Path, max_train_per_step: int | None = None, train_fractio
             kept = [g.sample(n=min(len(g), int(per_class)), random_state=seed)
                     for _, g in train.groupby("label", sort=True)]
             train = pd.concat(kept).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        validation = None
+        if validation_fraction > 0 and max_validation_per_step:
+            share = min(validation_fraction, max_validation_per_step / len(train))
+            train, validation = split_stratified(train, share, seed + 1)
+            if len(validation) > max_validation_per_step:    # per-class rounding overshot: the rest trains
+                train = pd.concat([train, validation.iloc[max_validation_per_step:]], ignore_index=True)
+                validation = validation.iloc[:max_validation_per_step].reset_index(drop=True)
         if train_fraction < 1.0:
             train, _ = split_stratified(train, 1.0 - train_fraction, seed)
         if max_train_per_step and len(train) > max_train_per_step:
             train, _ = split_stratified(train, 1.0 - max_train_per_step / len(train), seed)
-        validation = None
-        if validation_fraction > 0:
+        if validation_fraction > 0 and not max_validation_per_step:
             train, validation = split_stratified(train, validation_fraction, seed + 1)
+        if validation is not None:
             validation = validation[["text", "label"]]
         steps.append(Step(name=str(step.get("name", f"step-{position}")),
                           train=train[["text", "label"]], test=test[["text", "label"]], validation=validation))
