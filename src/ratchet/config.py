@@ -356,8 +356,10 @@ class Settings(_Section):
         with the retention values tuned for LoRA; None otherwise."""
         if self.model.finetune == "lora":
             return None
-        off = {f"continual.{section}.{key}": (getattr(getattr(self.continual, section), key), value)
-               for section, keys in NON_LORA_RETENTION.items() for key, value in keys.items()}
+        sections = {name: getattr(self.continual, name) for name in NON_LORA_RETENTION}
+        off = {f"continual.{name}.{key}": (getattr(sections[name], key), value)
+               for name, keys in NON_LORA_RETENTION.items() for key, value in keys.items()
+               if getattr(sections[name], "enabled", True)}      # a switched-off step's values do nothing
         mismatched = {name: pair for name, pair in off.items() if pair[0] != pair[1]}
         if not mismatched:
             return None

@@ -51,6 +51,8 @@ def test_full_fine_tuning_with_the_lora_tuned_retention_is_warned_about_and_the_
     assert "continual.bias_correction.old_class_weight = 3" in warning and "full fine-tuning" in warning
     for strategy in ("full", "top"):
         assert strategy_settings(project, strategy).lora_tuned_retention_warning() is None
+    for strategy in ("joint", "naive"):     # retention off: its LoRA-tuned values do nothing, nothing to warn of
+        assert strategy_settings(as_full, strategy).lora_tuned_retention_warning() is None
 
 
 @pytest.mark.parametrize("strategy", ["er", "derpp"])
