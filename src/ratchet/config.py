@@ -154,7 +154,8 @@ class DistillationSettings(_Section):
     weight: float = Field(1.0, ge=0.0)          # 0 turns distillation (LwF) off
     temperature: float = Field(2.0, gt=0.0)
     feature_weight: float = Field(0.03, ge=0.0)  # also keep the replayed rows' text vectors near the champion's; 0 off
-    skip_champion_errors: bool = False          # no LwF on a row whose (known) label the champion gets wrong
+    skip_champion_errors: bool = False          # no LwF on a row whose (known) label the champion gets wrong;
+                                                # params.yaml says true (chosen on validation)
 
 
 class RegularizationSettings(_Section):
