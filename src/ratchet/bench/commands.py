@@ -28,20 +28,12 @@ if not console.is_terminal:  # logs: keep the results table on one line per stra
 
 def _apply_overrides(raw: dict, assignments: list[str]) -> dict:
     """`--set train.epochs=2 model.max_length=64`: dotted keys, YAML values."""
-    from ratchet.bench.selection import (
-        GridError,
-        parse_assignment,
-        parse_value,
-        set_dotted,
-    )
+    from ratchet.bench.selection import GridError, apply_assignments
 
-    for assignment in assignments:
-        try:
-            key, value = parse_assignment(assignment)
-            set_dotted(raw, key, parse_value(value))
-        except GridError as error:
-            raise typer.BadParameter(str(error)) from None
-    return raw
+    try:
+        return apply_assignments(raw, assignments)
+    except GridError as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 STRATEGY_HELP = ("Comma-separated: naive, replay, lwf, ewc, l2sp, er, derpp, default, full, top, joint, "
@@ -92,6 +84,7 @@ def continual_learning(
     from ratchet.bench.entity_cl import ENTITY_STRATEGIES
     from ratchet.bench.entity_stream import is_entity_stream
     from ratchet.bench.selection import GridError, parse_grid
+    from ratchet.bench.selection_run import ValidationSlices, select_on_validation
     from ratchet.bench.streams import StreamError, resolve_stream_file
     from ratchet.config import ConfigError
 
@@ -126,9 +119,10 @@ def continual_learning(
                               ("cpu" if device == "auto" else device))
         overrides = list(set_ or [])
         if select_on:
-            picked = _select(files, base, points, select_for, [int(s) for s in select_seeds.split(",") if s.strip()],
-                             target, max_train_per_step, train_fraction, validation_fraction, out,
-                             max_validation_per_step)
+            slices = ValidationSlices(validation_fraction, train_fraction, max_train_per_step, max_validation_per_step)
+            picked = select_on_validation(files, slices, base, points, select_for,
+                                          [int(s) for s in select_seeds.split(",") if s.strip()], target, out,
+                                          lambda line: console.print(line, markup=False))
             overrides += [f"{k}={v}" for k, v in picked.overrides]
             base = _apply_overrides(base, [f"{k}={v}" for k, v in picked.overrides])
             if select_only:
@@ -144,55 +138,6 @@ def continual_learning(
 
 def _out_for(out: Path, file: Path, streams: int) -> Path:
     return out if streams == 1 else out.with_name(f"{out.stem}.{file.stem}{out.suffix}")
-
-
-def _select(files: list[Path], base: dict, points, strategy: str, seeds: list[int], device,
-            max_train_per_step: int | None, train_fraction: float, validation_fraction: float, out: Path,
-            max_validation_per_step: int | None = None):
-    """Run `strategy` at every grid point on every stream's validation slices; write and return the pick."""
-    import json
-
-    from ratchet.bench.selection import pick, score_point
-
-    if validation_fraction <= 0 or validation_fraction >= 1:
-        raise ValueError(f"--validation-fraction {validation_fraction}: must be between 0 and 1")
-    streams = [load_any_stream(f, max_train_per_step, train_fraction, validation_fraction, max_validation_per_step)
-               for f in files]
-    scores = []
-    for point in points:
-        raw = _apply_overrides(yaml.safe_load(yaml.safe_dump(base)), [f"{k}={v}" for k, v in point.overrides])
-        runs = {}
-        for loaded in streams:
-            settings = settings_for_stream(raw, loaded, f"params + --set + --grid {point.label}")
-            runs[loaded.name] = [run_any_stream(loaded, settings, strategy, seed, device, evaluate_on="validation")
-                                 for seed in seeds]
-        scores.append(score_point(point, runs))
-        console.print(f"selection: {point.label}: validation average accuracy {scores[-1].score:.4f}, "
-                      f"BWT {scores[-1].bwt:+.4f}", markup=False)
-    best = pick(scores)
-    record = {"select_for": strategy, "seeds": seeds, "validation_fraction": validation_fraction,
-              "train_fraction": train_fraction, "max_train_per_step": max_train_per_step,
-              "max_validation_per_step": max_validation_per_step,
-              "validation_rows": {s.name: _validation_rows(s) for s in streams},
-              "streams": [s.name for s in streams], "criterion": "mean over streams of validation average accuracy",
-              "points": [{"overrides": dict(s.point.overrides), "score": s.score, "bwt": s.bwt,
-                          "per_stream": s.per_stream} for s in scores],
-              "picked": dict(best.point.overrides)}
-    target = out.with_name(f"{out.stem}.selection.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    console.print(f"picked on validation: {best.point.label} (score {best.score:.4f}); "
-                  f"to rerun the tables with it: {best.point.as_set_flags()} (all points: {target})", markup=False)
-    return best.point
-
-
-def _validation_rows(loaded) -> list[int]:
-    """How many rows each step's validation slice holds (an entity stream has one, shared by its steps)."""
-    from ratchet.bench.entity_stream import EntityStream
-
-    if isinstance(loaded, EntityStream):
-        return [len(loaded.validation)]
-    return [len(step.validation) for step in loaded.steps]
 
 
 def _run_tables(file: Path, base: dict, chosen: list[str], seed_list: list[int], target, max_train_per_step,

@@ -60,6 +60,10 @@ class EntityStream:
     source: str
     validation: pd.DataFrame | None = None   # gold-tagged sentences held out of training, to choose settings on
 
+    def validation_rows(self) -> list[int]:
+        """How many sentences the validation slice holds (one slice, shared by every step)."""
+        return [0 if self.validation is None else len(self.validation)]
+
     def types_until(self, step_index: int) -> list[str]:
         return [t for step in self.steps[:step_index + 1] for t in step.types]
 

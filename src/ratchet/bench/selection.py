@@ -114,3 +114,11 @@ def pick(scores: list[PointScore]) -> PointScore:
     if not scores:
         raise GridError("nothing to pick from: the grid ran no point")
     return max(enumerate(scores), key=lambda pair: (round(pair[1].score, 9), round(pair[1].bwt, 9), -pair[0]))[1]
+
+
+def apply_assignments(raw: dict, assignments: list[str]) -> dict:
+    """`train.epochs=2`, `model.max_length=64`: dotted keys, YAML values, set in `raw` (returned)."""
+    for assignment in assignments:
+        key, value = parse_assignment(assignment)
+        set_dotted(raw, key, parse_value(value))
+    return raw

@@ -59,6 +59,10 @@ class Stream:
     steps: list[Step]
     source: str
 
+    def validation_rows(self) -> list[int]:
+        """How many rows each step's validation slice holds (0 where there is none)."""
+        return [0 if step.validation is None else len(step.validation) for step in self.steps]
+
     def describe(self) -> str:
         parts = [f"{s.name}: {len(s.train)} train / {len(s.test)} test "
                  f"({', '.join(f'{k} {v}' for k, v in s.train['label'].value_counts().sort_index().items())})"
