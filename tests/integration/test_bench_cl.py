@@ -80,6 +80,10 @@ def test_selection_on_validation_picks_a_grid_point_without_reading_the_test_row
     assert set(scores) == {1e-9, 0.01}
     # a learning rate of 1e-9 learns nothing: validation must prefer the other (a tie would pick 1e-9)
     assert selection["picked"] == {"train.learning_rate": 0.01} and scores[0.01] > scores[1e-9]
+    # each seed's score is on record, and the loser's paired margin (one seed: no standard error)
+    assert [len(point["per_seed"]) for point in selection["points"]] == [1, 1]
+    (margin,) = selection["others_against_the_pick"].values()
+    assert margin["difference"] == scores[1e-9] - scores[0.01] and margin["standard_error"] is None
     payload = json.loads(out.read_text())
     assert payload["options"]["selected_on_validation"] and payload["options"]["overrides"] == ["train.learning_rate=0.01"]
     assert payload["settings"]["train"]["learning_rate"] == 0.01

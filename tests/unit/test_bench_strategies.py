@@ -101,3 +101,43 @@ def test_the_pick_is_the_best_mean_over_streams_then_the_better_bwt_then_the_ear
     assert pick([b, c]) is b                 # equal means and BWT: the earlier point
     assert pick([a, point(4, {"s1": {"average_accuracy": 0.95, "bwt": -0.2},
                               "s2": {"average_accuracy": 0.5, "bwt": -0.2}})]).point.overrides == (("k", 4),)
+
+
+def _seeded(value, per_seed, bwt=0.0):
+    from ratchet.bench.selection import GridPoint, PointScore
+
+    score = sum(per_seed) / len(per_seed)
+    return PointScore(GridPoint((("k", value),)), {"s": {"average_accuracy": score, "bwt": bwt}}, tuple(per_seed))
+
+
+def test_with_several_seeds_the_incumbent_stays_unless_beaten_beyond_the_seeds_noise():
+    from ratchet.bench.selection import GridPoint, paired_margin, pick
+
+    incumbent = _seeded(40, [0.90, 0.92, 0.94])
+    noisy = _seeded(80, [0.93, 0.90, 0.95])        # differences +0.03, -0.02, +0.01: mean +0.0067
+    margin = paired_margin(noisy, incumbent)
+    assert margin.difference == pytest.approx(0.02 / 3)
+    assert margin.standard_error == pytest.approx(0.0251661 / 3 ** 0.5, rel=1e-4)   # sample sd / sqrt(3)
+    assert not margin.beyond_noise
+    assert pick([incumbent, noisy], incumbent=GridPoint((("k", 40),))) is incumbent
+    assert pick([incumbent, noisy]) is noisy                      # no incumbent named: the best mean
+    steady = _seeded(120, [0.92, 0.94, 0.96])                      # +0.02 on every seed: beyond noise
+    assert pick([incumbent, steady], incumbent=GridPoint((("k", 40),))) is steady
+
+
+def test_with_one_seed_the_best_mean_wins_whatever_the_incumbent():
+    from ratchet.bench.selection import GridPoint, pick
+
+    incumbent, challenger = _seeded(40, [0.900]), _seeded(80, [0.901])
+    assert pick([incumbent, challenger], incumbent=GridPoint((("k", 40),))) is challenger
+
+
+def test_the_incumbent_is_the_grid_point_that_changes_nothing():
+    from ratchet.bench.selection import incumbent_point, parse_grid
+
+    points = parse_grid(["train.new_class_min_steps=40,80", "train.learning_rate=1e-3,2e-3"])
+    base = {"train": {"new_class_min_steps": 80, "learning_rate": 0.002}}
+    assert incumbent_point(points, base).overrides == (("train.new_class_min_steps", 80),
+                                                       ("train.learning_rate", 0.002))
+    assert incumbent_point(points, {"train": {"new_class_min_steps": 60, "learning_rate": 0.002}}) is None
+    assert incumbent_point(points, {}) is None

@@ -9,6 +9,11 @@ never read), and picks the point with the best score:
 
 one point for all streams (a default must hold on data it was not tuned on), ties to the higher
 mean BWT, then to the earlier point. The test-split tables are then run with what was picked.
+
+With two or more selection seeds the margin is weighed against the seeds' own noise: when one of the
+grid's points is the incumbent (every key at the value params.yaml, with --set, already has), a
+challenger replaces it only if it wins by more than the standard error of their per-seed paired
+difference. A default does not move on a margin the training seeds move by themselves.
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ def parse_grid(specs: list[str]) -> list[GridPoint]:
 class PointScore:
     point: GridPoint
     per_stream: dict[str, dict[str, float]]   # stream -> mean validation average_accuracy, bwt, newest step
+    per_seed: tuple[float, ...] = ()          # each selection seed's score (mean over streams), in seed order
 
     @property
     def score(self) -> float:
@@ -104,16 +110,63 @@ def score_point(point: GridPoint, runs: dict[str, list[RunResult]]) -> PointScor
     def mean(results: list[RunResult], key: str) -> float:
         return statistics.fmean(r.summary[key] or 0.0 for r in results)
 
+    seeds = min(len(results) for results in runs.values()) if runs else 0
+    per_seed = tuple(statistics.fmean(results[i].summary["average_accuracy"] or 0.0 for results in runs.values())
+                     for i in range(seeds))
     return PointScore(point, {stream: {"average_accuracy": mean(results, "average_accuracy"),
                                        "bwt": mean(results, "bwt"),
                                        "newest_step_accuracy": mean(results, "newest_step_accuracy")}
-                              for stream, results in runs.items()})
+                              for stream, results in runs.items()}, per_seed)
 
 
-def pick(scores: list[PointScore]) -> PointScore:
+@dataclass(frozen=True)
+class Margin:
+    """How much `challenger` beats `incumbent` by, seed against seed."""
+    difference: float                 # mean over seeds of (challenger's score - incumbent's)
+    standard_error: float | None      # of that mean (sample sd / sqrt(seeds)); None with fewer than two seeds
+
+    @property
+    def beyond_noise(self) -> bool:
+        """True when the difference is positive and larger than its standard error (one seed: positive)."""
+        return self.difference > (self.standard_error or 0.0) and self.difference > 0
+
+
+def paired_margin(challenger: PointScore, incumbent: PointScore) -> Margin:
+    differences = [c - i for c, i in zip(challenger.per_seed, incumbent.per_seed)]
+    if not differences:
+        return Margin(challenger.score - incumbent.score, None)
+    standard_error = (statistics.stdev(differences) / len(differences) ** 0.5) if len(differences) > 1 else None
+    return Margin(statistics.fmean(differences), standard_error)
+
+
+def incumbent_point(points: list[GridPoint], base: dict) -> GridPoint | None:
+    """The grid point that changes nothing in `base` (the raw settings), if the grid has one."""
+    def value_of(key: str):
+        node = base
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return _MISSING
+            node = node[part]
+        return node
+    return next((p for p in points if p.overrides and all(value_of(k) == v for k, v in p.overrides)), None)
+
+
+_MISSING = object()
+
+
+def pick(scores: list[PointScore], incumbent: GridPoint | None = None) -> PointScore:
+    """The best score (ties: better BWT, then the earlier point); with several seeds, the incumbent
+    stays unless the best beats it by more than the standard error of their paired difference."""
     if not scores:
         raise GridError("nothing to pick from: the grid ran no point")
-    return max(enumerate(scores), key=lambda pair: (round(pair[1].score, 9), round(pair[1].bwt, 9), -pair[0]))[1]
+    best = max(enumerate(scores), key=lambda pair: (round(pair[1].score, 9), round(pair[1].bwt, 9), -pair[0]))[1]
+    held = next((s for s in scores if s.point == incumbent), None)
+    if held is None or held is best:
+        return best
+    margin = paired_margin(best, held)
+    if margin.standard_error is not None and not margin.beyond_noise:
+        return held
+    return best
 
 
 def apply_assignments(raw: dict, assignments: list[str]) -> dict:

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import yaml
 
-from ratchet.bench.selection import GridPoint, apply_assignments, pick, score_point
+from ratchet.bench.selection import (
+    GridPoint,
+    apply_assignments,
+    incumbent_point,
+    paired_margin,
+    pick,
+    score_point,
+)
 from ratchet.bench.stream_kinds import (
     load_any_stream,
     run_any_stream,
@@ -50,16 +57,24 @@ def select_on_validation(files: list[Path], slices: ValidationSlices, base: dict
                                  for seed in seeds]
         scores.append(score_point(point, runs))
         say(f"selection: {point.label}: validation average accuracy {scores[-1].score:.4f}, BWT {scores[-1].bwt:+.4f}")
-    best = pick(scores)
+    incumbent = incumbent_point(points, base)
+    best = pick(scores, incumbent)
+    margins = {s.point.label: asdict(paired_margin(s, best)) for s in scores if s is not best}
     record = {"select_for": strategy, "seeds": seeds, **asdict(slices),
               "validation_rows": {s.name: s.validation_rows() for s in streams},
               "streams": [s.name for s in streams], "criterion": "mean over streams of validation average accuracy",
+              "incumbent": dict(incumbent.overrides) if incumbent else None,
               "points": [{"overrides": dict(s.point.overrides), "score": s.score, "bwt": s.bwt,
-                          "per_stream": s.per_stream} for s in scores],
-              "picked": dict(best.point.overrides)}
+                          "per_seed": list(s.per_seed), "per_stream": s.per_stream} for s in scores],
+              "picked": dict(best.point.overrides),
+              "others_against_the_pick": margins}
     target = out.with_name(f"{out.stem}.selection.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    for label, margin in margins.items():
+        noise = f" ± {margin['standard_error']:.4f} (standard error over {len(seeds)} seeds)" \
+            if margin["standard_error"] is not None else ""
+        say(f"selection: {label} against the pick: {margin['difference']:+.4f}{noise}")
     say(f"picked on validation: {best.point.label} (score {best.score:.4f}); "
         f"to rerun the tables with it: {best.point.as_set_flags()} (all points: {target})")
     return best.point
