@@ -128,7 +128,7 @@ class Margin:
     @property
     def beyond_noise(self) -> bool:
         """True when the difference is positive and larger than its standard error (one seed: positive)."""
-        return self.difference > (self.standard_error or 0.0) and self.difference > 0
+        return self.difference > (self.standard_error or 0.0)
 
 
 def paired_margin(challenger: PointScore, incumbent: PointScore) -> Margin:
@@ -137,6 +137,9 @@ def paired_margin(challenger: PointScore, incumbent: PointScore) -> Margin:
         return Margin(challenger.score - incumbent.score, None)
     standard_error = (statistics.stdev(differences) / len(differences) ** 0.5) if len(differences) > 1 else None
     return Margin(statistics.fmean(differences), standard_error)
+
+
+_MISSING = object()
 
 
 def incumbent_point(points: list[GridPoint], base: dict) -> GridPoint | None:
@@ -149,9 +152,6 @@ def incumbent_point(points: list[GridPoint], base: dict) -> GridPoint | None:
             node = node[part]
         return node
     return next((p for p in points if p.overrides and all(value_of(k) == v for k, v in p.overrides)), None)
-
-
-_MISSING = object()
 
 
 def pick(scores: list[PointScore], incumbent: GridPoint | None = None) -> PointScore:

@@ -74,7 +74,8 @@ def select_on_validation(files: list[Path], slices: ValidationSlices, base: dict
     for label, margin in margins.items():
         noise = f" ± {margin['standard_error']:.4f} (standard error over {len(seeds)} seeds)" \
             if margin["standard_error"] is not None else ""
-        say(f"selection: {label} against the pick: {margin['difference']:+.4f}{noise}")
+        say(f"selection: {label} against the pick: {margin['difference']:+.4f}{noise}"
+            + (" (within the seeds' noise: the incumbent stays)" if margin["difference"] > 0 else ""))
     say(f"picked on validation: {best.point.label} (score {best.score:.4f}); "
         f"to rerun the tables with it: {best.point.as_set_flags()} (all points: {target})")
     return best.point
