@@ -71,7 +71,7 @@ def test_selection_on_validation_picks_a_grid_point_without_reading_the_test_row
     result = CliRunner().invoke(app, [*_colours(tmp_path, tiny_model_dir), "--strategies", "default",
                                       "--select-on", "validation", "--grid", "train.learning_rate=1e-9,0.01",
                                       "--max-train-per-step", "50", "--max-validation-per-step", "10",
-                                      "--out", str(out)])
+                                      "--set", "train.learning_rate=0.01", "--out", str(out)])
     assert result.exit_code == 0, result.output
     selection = json.loads((out.parent / "colours.selection.json").read_text())
     # warm's 60 training rows: 10 held out first (the cap), then 50 left to train; cool's 30: a fifth, 6
@@ -84,8 +84,10 @@ def test_selection_on_validation_picks_a_grid_point_without_reading_the_test_row
     assert [len(point["per_seed"]) for point in selection["points"]] == [1, 1]
     (margin,) = selection["others_against_the_pick"].values()
     assert margin["difference"] == scores[1e-9] - scores[0.01] and margin["standard_error"] is None
+    # the point equal to the settings as given (params + --set) is found as the incumbent
+    assert selection["incumbent"] == {"train.learning_rate": 0.01}
     payload = json.loads(out.read_text())
-    assert payload["options"]["selected_on_validation"] and payload["options"]["overrides"] == ["train.learning_rate=0.01"]
+    assert payload["options"]["selected_on_validation"] and payload["options"]["overrides"] == ["train.learning_rate=0.01"] * 2
     assert payload["settings"]["train"]["learning_rate"] == 0.01
 
 
