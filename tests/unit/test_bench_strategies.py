@@ -78,6 +78,15 @@ def test_a_grid_is_the_product_of_its_axes_with_numbers_read_as_numbers():
     assert [p.overrides for p in parse_grid([])] == [()]
 
 
+def test_a_grid_value_may_be_a_list_in_brackets():
+    from ratchet.bench.selection import parse_grid
+
+    points = parse_grid(["model.lora.target_modules=[query,value],[query,key,value,output.dense]"])
+    assert [dict(p.overrides) for p in points] == [
+        {"model.lora.target_modules": ["query", "value"]},
+        {"model.lora.target_modules": ["query", "key", "value", "output.dense"]}]
+
+
 @pytest.mark.parametrize("spec, message", [("train.epochs", "expected KEY=VALUE"), ("train.epochs=", "expected KEY=VALUE")])
 def test_a_bad_grid_axis_is_named(spec, message):
     from ratchet.bench.selection import GridError, parse_grid

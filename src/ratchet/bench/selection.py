@@ -62,6 +62,17 @@ def parse_assignment(assignment: str, option: str = "--set") -> tuple[str, str]:
     return key.strip(), value
 
 
+def split_values(values: str) -> list[str]:
+    """Split a --grid axis on the commas outside brackets: `[query,value],[query,key,value]` is two lists."""
+    parts, depth, start = [], 0, 0
+    for at, char in enumerate(values):
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(values[start:at])
+            start = at + 1
+    return [*parts, values[start:]]
+
+
 @dataclass(frozen=True)
 class GridPoint:
     overrides: tuple[tuple[str, object], ...]     # (dotted key, value), in --grid order
@@ -75,13 +86,14 @@ class GridPoint:
 
 
 def parse_grid(specs: list[str]) -> list[GridPoint]:
-    """`["a.b=1,2", "c=x,y"]` -> the 4 points of their product; values are YAML (numbers, booleans)."""
+    """`["a.b=1,2", "c=x,y"]` -> the 4 points of their product; values are YAML (numbers, booleans,
+    lists in brackets)."""
     axes: list[tuple[str, list]] = []
     for spec in specs:
         key, values = parse_assignment(spec, "--grid")
         if key in (k for k, _ in axes):
             raise GridError(f"--grid {spec!r}: {key} is given twice")
-        parsed = [parse_value(v) for v in values.split(",") if v.strip()]
+        parsed = [parse_value(v) for v in split_values(values) if v.strip()]
         if not parsed:
             raise GridError(f"--grid {spec!r}: no values")
         axes.append((key, parsed))
