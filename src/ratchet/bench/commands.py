@@ -66,7 +66,7 @@ def continual_learning(
                                                 "out of each step's train rows, then run --strategies on the "
                                                 "test splits with it. '' (default): no selection.")] = "",
     grid: Annotated[list[str] | None, typer.Option(help="KEY=V1,V2,...: a grid axis (repeat for more); "
-                                                        "every combination is tried.")] = None,
+                                                        "every combination is tried; a [bracketed,list] is one value.")] = None,
     select_for: Annotated[str, typer.Option(help="The strategy whose settings the grid chooses.")] = "default",
     select_seeds: Annotated[str, typer.Option(help="Seeds of the selection runs.")] = "0",
     validation_fraction: Annotated[float, typer.Option(help="Share of each step's train rows held out as "
