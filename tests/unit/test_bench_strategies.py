@@ -79,12 +79,14 @@ def test_a_grid_is_the_product_of_its_axes_with_numbers_read_as_numbers():
 
 
 def test_a_grid_value_may_be_a_list_in_brackets():
-    from ratchet.bench.selection import parse_grid
+    from ratchet.bench.selection import incumbent_point, parse_grid
 
     points = parse_grid(["model.lora.target_modules=[query,value],[query,key,value,output.dense]"])
     assert [dict(p.overrides) for p in points] == [
         {"model.lora.target_modules": ["query", "value"]},
         {"model.lora.target_modules": ["query", "key", "value", "output.dense"]}]
+    base = {"model": {"lora": {"target_modules": ["query", "value"]}}}
+    assert incumbent_point(points, base) == points[0]
 
 
 @pytest.mark.parametrize("spec, message", [("train.epochs", "expected KEY=VALUE"), ("train.epochs=", "expected KEY=VALUE")])
