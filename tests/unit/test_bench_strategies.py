@@ -87,6 +87,10 @@ def test_a_grid_value_may_be_a_list_in_brackets():
         {"model.lora.target_modules": ["query", "key", "value", "output.dense"]}]
     base = {"model": {"lora": {"target_modules": ["query", "value"]}}}
     assert incumbent_point(points, base) == points[0]
+    # the rerun flags printed for a pick read back as the same point
+    assert points[1].as_set_flags() == "--set model.lora.target_modules=[query,key,value,output.dense]"
+    assert parse_grid([points[1].as_set_flags().removeprefix("--set ")]) == [points[1]]
+    assert points[1].applied_to(base) == {"model": {"lora": {"target_modules": ["query", "key", "value", "output.dense"]}}}
 
 
 @pytest.mark.parametrize("spec, message", [("train.epochs", "expected KEY=VALUE"), ("train.epochs=", "expected KEY=VALUE")])
@@ -97,6 +101,16 @@ def test_a_bad_grid_axis_is_named(spec, message):
         parse_grid([spec])
     with pytest.raises(GridError, match="given twice"):
         parse_grid(["a=1,2", "a=3"])
+
+
+@pytest.mark.parametrize("spec", ["model.lora.target_modules=[query,value", "train.epochs=1,,2"])
+def test_a_grid_axis_that_is_not_yaml_is_named_not_a_traceback(spec):
+    from ratchet.bench.selection import GridError, apply_assignments, parse_grid
+
+    with pytest.raises(GridError, match=r"--grid '.*': not a YAML value"):
+        parse_grid([spec])
+    with pytest.raises(GridError, match=r"--set value '\[query': not a YAML value"):
+        apply_assignments({}, ["model.lora.target_modules=[query"])
 
 
 def test_the_pick_is_the_best_mean_over_streams_then_the_better_bwt_then_the_earlier_point():

@@ -83,7 +83,7 @@ def continual_learning(
     from ratchet.bench.cl import ALL_STRATEGIES
     from ratchet.bench.entity_cl import ENTITY_STRATEGIES
     from ratchet.bench.entity_stream import is_entity_stream
-    from ratchet.bench.selection import GridError, parse_grid
+    from ratchet.bench.selection import GridError, format_value, parse_grid
     from ratchet.bench.selection_run import ValidationSlices, select_on_validation
     from ratchet.bench.streams import StreamError, resolve_stream_file
     from ratchet.config import ConfigError
@@ -123,8 +123,8 @@ def continual_learning(
             picked = select_on_validation(files, slices, base, points, select_for,
                                           [int(s) for s in select_seeds.split(",") if s.strip()], target, out,
                                           lambda line: console.print(line, markup=False))
-            overrides += [f"{k}={v}" for k, v in picked.overrides]
-            base = _apply_overrides(base, [f"{k}={v}" for k, v in picked.overrides])
+            overrides += [f"{k}={format_value(v)}" for k, v in picked.overrides]
+            base = picked.applied_to(base)
             if select_only:
                 return
         for file in files:

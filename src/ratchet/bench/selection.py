@@ -44,15 +44,33 @@ def set_dotted(raw: dict, key: str, value) -> dict:
     return raw
 
 
-def parse_value(text: str):
-    """A YAML value, with `1e-4` read as a number (YAML 1.1 reads it as a string without a dot)."""
-    value = yaml.safe_load(text)
+def _number_if_numeric(value):
+    """YAML 1.1 reads `1e-4` (no dot) as a string: read such a string as the number it is."""
     if isinstance(value, str):
         try:
             return float(value)
         except ValueError:
             return value
     return value
+
+
+def _read_yaml(text: str, what: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise GridError(f"{what}: not a YAML value ({str(error).splitlines()[0]})") from None
+
+
+def parse_value(text: str, option: str = "--set"):
+    """A YAML value, with `1e-4` read as a number."""
+    return _number_if_numeric(_read_yaml(text, f"{option} value {text!r}"))
+
+
+def format_value(value) -> str:
+    """The value as --set and --grid read it back: lists in brackets, without spaces (one shell word)."""
+    if isinstance(value, list):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    return str(value)
 
 
 def parse_assignment(assignment: str, option: str = "--set") -> tuple[str, str]:
@@ -62,27 +80,22 @@ def parse_assignment(assignment: str, option: str = "--set") -> tuple[str, str]:
     return key.strip(), value
 
 
-def split_values(values: str) -> list[str]:
-    """Split a --grid axis on the commas outside brackets: `[query,value],[query,key,value]` is two lists."""
-    parts, depth, start = [], 0, 0
-    for at, char in enumerate(values):
-        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            parts.append(values[start:at])
-            start = at + 1
-    return [*parts, values[start:]]
-
-
 @dataclass(frozen=True)
 class GridPoint:
     overrides: tuple[tuple[str, object], ...]     # (dotted key, value), in --grid order
 
     @property
     def label(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.overrides) or "(params.yaml as written)"
+        return " ".join(f"{k}={format_value(v)}" for k, v in self.overrides) or "(params.yaml as written)"
 
     def as_set_flags(self) -> str:
-        return " ".join(f"--set {k}={v}" for k, v in self.overrides)
+        return " ".join(f"--set {k}={format_value(v)}" for k, v in self.overrides)
+
+    def applied_to(self, raw: dict) -> dict:
+        """`raw` (the settings as read from YAML) with this point's values set in it (returned)."""
+        for key, value in self.overrides:
+            set_dotted(raw, key, value)
+        return raw
 
 
 def parse_grid(specs: list[str]) -> list[GridPoint]:
@@ -93,7 +106,8 @@ def parse_grid(specs: list[str]) -> list[GridPoint]:
         key, values = parse_assignment(spec, "--grid")
         if key in (k for k, _ in axes):
             raise GridError(f"--grid {spec!r}: {key} is given twice")
-        parsed = [parse_value(v) for v in split_values(values) if v.strip()]
+        # the axis is one YAML flow sequence: commas inside brackets stay inside a list value
+        parsed = [_number_if_numeric(v) for v in _read_yaml(f"[{values}]", f"--grid {spec!r}") or []]
         if not parsed:
             raise GridError(f"--grid {spec!r}: no values")
         axes.append((key, parsed))

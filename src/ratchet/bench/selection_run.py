@@ -3,16 +3,14 @@ validation slices, score the points (ratchet.bench.selection), write the record 
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import yaml
-
 from ratchet.bench.selection import (
     GridPoint,
-    apply_assignments,
     incumbent_point,
     paired_margin,
     pick,
@@ -49,7 +47,7 @@ def select_on_validation(files: list[Path], slices: ValidationSlices, base: dict
     streams = [slices.load(f) for f in files]
     scores = []
     for point in points:
-        raw = apply_assignments(yaml.safe_load(yaml.safe_dump(base)), [f"{k}={v}" for k, v in point.overrides])
+        raw = point.applied_to(copy.deepcopy(base))
         runs = {}
         for loaded in streams:
             settings = settings_for_stream(raw, loaded, f"params + --set + --grid {point.label}")
