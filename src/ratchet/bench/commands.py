@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ratchet.bench.stream_kinds import (
@@ -66,7 +67,7 @@ def continual_learning(
                                                 "out of each step's train rows, then run --strategies on the "
                                                 "test splits with it. '' (default): no selection.")] = "",
     grid: Annotated[list[str] | None, typer.Option(help="KEY=V1,V2,...: a grid axis (repeat for more); "
-                                                        "every combination is tried; a [bracketed,list] is one value.")] = None,
+                                                        "every combination is tried; a " + escape("[bracketed,list]") + " is one value.")] = None,
     select_for: Annotated[str, typer.Option(help="The strategy whose settings the grid chooses.")] = "default",
     select_seeds: Annotated[str, typer.Option(help="Seeds of the selection runs.")] = "0",
     validation_fraction: Annotated[float, typer.Option(help="Share of each step's train rows held out as "
