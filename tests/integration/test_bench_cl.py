@@ -89,6 +89,13 @@ def test_selection_on_validation_picks_a_grid_point_without_reading_the_test_row
     payload = json.loads(out.read_text())
     assert payload["options"]["selected_on_validation"] and payload["options"]["overrides"] == ["train.learning_rate=0.01"] * 2
     assert payload["settings"]["train"]["learning_rate"] == 0.01
+    # the record answers again through `bench pool`, against the settings it ran on and no others
+    record, params = str(out.parent / "colours.selection.json"), str(tmp_path / "params.yaml")
+    pooled = CliRunner().invoke(app, ["bench", "pool", record, "--params", params, "--set", "train.learning_rate=0.01"])
+    assert pooled.exit_code == 0, pooled.output
+    assert "picked: (params.yaml as written)" in pooled.output and "note:" not in pooled.output
+    other = CliRunner().invoke(app, ["bench", "pool", record, "--params", params])
+    assert other.exit_code == 2 and "ran on other settings" in other.output
 
 
 def test_selection_refuses_the_test_split_and_unknown_strategies(tmp_path, tiny_model_dir):

@@ -249,6 +249,49 @@ def _machine() -> dict:
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
 
 
+@bench_app.command("pool")
+def pool_selection(
+    records: Annotated[list[Path], typer.Argument(help="Selection records (<out>.selection.json) of one question, "
+                                                       "e.g. one per seed, or the challenger's beside the incumbent's.")],
+    params: Annotated[Path, typer.Option(help="The settings the points are named against: a point that changes "
+                                              "nothing in them is the incumbent.")] = Path("params.yaml"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, as for bench cl.")] = None,
+    point: Annotated[list[str] | None, typer.Option(
+        "--point", help="Pool only this point and the incumbent: what it changes, e.g. --point "
+                        "'continual.replay.ratio=0.2 continual.replay.min_per_old_class=28' (repeat for more).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the pooled record (JSON) here.")] = None,
+) -> None:
+    """Answer one selection question from several commands' records, by the rule one command applies."""
+    import json
+
+    from ratchet.bench.selection import GridError, parse_assignment, parse_value
+    from ratchet.bench.selection_pool import (
+        describe,
+        named_against,
+        pool_records,
+        pooled_record,
+    )
+
+    try:
+        base = yaml.safe_load(params.read_text(encoding="utf-8")) if params.is_file() else {}
+        base = _apply_overrides(base or {}, set_ or [])
+        only = None
+        if point:
+            only = [named_against({key: parse_value(value, "--point") for key, value in
+                                   (parse_assignment(part, "--point") for part in spec.split())}, base)
+                    for spec in point]
+        pooled = pool_records(records, base, only)
+    except GridError as error:
+        console.print(escape(str(error)), style="red")
+        raise typer.Exit(2) from None
+    for line in describe(pooled):
+        console.print(line, markup=False)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(pooled_record(pooled, records), indent=2) + "\n", encoding="utf-8")
+        console.print(f"pooled record: {out}", markup=False)
+
+
 @bench_app.command("train-speed")
 def training_speed(
     steps: Annotated[int, typer.Option(help="Timed optimisation steps (after one warm-up step).")] = 10,

@@ -44,7 +44,7 @@ def set_dotted(raw: dict, key: str, value) -> dict:
     return raw
 
 
-def _number_if_numeric(value):
+def number_if_numeric(value):
     """YAML 1.1 reads `1e-4` (no dot) as a string: read such a string as the number it is."""
     if isinstance(value, str):
         try:
@@ -63,12 +63,12 @@ def _read_yaml(text: str, what: str):
 
 def parse_value(text: str, option: str = "--set"):
     """A YAML value, with `1e-4` read as a number."""
-    return _number_if_numeric(_read_yaml(text, f"{option} value {text!r}"))
+    return number_if_numeric(_read_yaml(text, f"{option} value {text!r}"))
 
 
 def format_value(value) -> str:
     """The value as --set and --grid read it back: lists in brackets, without spaces (one shell word)."""
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return "[" + ",".join(format_value(v) for v in value) + "]"
     return str(value)
 
@@ -107,7 +107,7 @@ def parse_grid(specs: list[str]) -> list[GridPoint]:
         if key in (k for k, _ in axes):
             raise GridError(f"--grid {spec!r}: {key} is given twice")
         # the axis is one YAML flow sequence: commas inside brackets stay inside a list value
-        parsed = [_number_if_numeric(v) for v in _read_yaml(f"[{values}]", f"--grid {spec!r}") or []]
+        parsed = [number_if_numeric(v) for v in _read_yaml(f"[{values}]", f"--grid {spec!r}") or []]
         if not parsed:
             raise GridError(f"--grid {spec!r}: no values")
         axes.append((key, parsed))

@@ -1,0 +1,207 @@
+"""One selection question answered from several commands' records (`ratchet bench pool`).
+
+A question asked on three seeds need not be one command: each seed can run on its own, and a
+challenger can run alone where the committed setting's runs already exist (they are deterministic
+on a CPU). `pool` reads the `<out>.selection.json` records that `bench cl --select-on validation`
+wrote, checks that they were measured the same way (streams, validation slices, the strategy chosen
+for), names every point by what it changes in the settings given now (params.yaml + --set: a point
+that changes nothing is the incumbent, whatever key its own grid spelled out), lines up each point's
+scores seed by seed, and applies the rule one command with every seed applies
+(`ratchet.bench.selection.pick`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ratchet.bench.selection import (
+    GridError,
+    GridPoint,
+    Margin,
+    PointScore,
+    number_if_numeric,
+    paired_margin,
+    pick,
+)
+
+# what must be equal for two records' scores to be comparable
+PROTOCOL_FIELDS = ("select_for", "streams", "validation_fraction", "train_fraction", "max_train_per_step",
+                   "max_validation_per_step", "validation_rows")
+# the settings a selection run reads (data.labels comes from the stream; the rest is the pipeline's)
+SETTINGS_SECTIONS = ("task", "model", "train", "continual")
+
+
+def settings_digest(base: dict) -> str:
+    """A fingerprint of the settings a selection ran on, so a later pool can tell when they changed."""
+    relevant = {section: base.get(section) for section in SETTINGS_SECTIONS}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RecordedPoint:
+    """One point of one record: its scores on the seeds that record ran."""
+    point: GridPoint                              # named by what it changes in the base settings
+    seeds: tuple[int, ...]
+    per_seed: tuple[float, ...]
+    per_stream: dict[str, dict[str, float]]       # stream -> means over this record's seeds
+    source: Path
+
+
+@dataclass(frozen=True)
+class PooledSelection:
+    scores: list[PointScore]                      # one per point, over `seeds`, in first-seen order
+    seeds: tuple[int, ...]                        # the seeds every point has (the pairing)
+    picked: PointScore
+    incumbent: PointScore | None
+    margins: dict[str, Margin]                    # every other point against the pick, by label
+    notes: list[str]                              # what was left out or assumed, to print
+
+
+def _value_at(base: dict, key: str):
+    node = base
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return number_if_numeric(node)
+
+
+def named_against(overrides: dict, base: dict) -> GridPoint:
+    """The point as what it changes in `base`: keys already at base's value drop out, the rest sorted."""
+    values = {key: number_if_numeric(value) for key, value in overrides.items()}
+    changed = sorted((key, tuple(value) if isinstance(value, list) else value)   # hashable: a dict key
+                     for key, value in values.items() if value != _value_at(base, key))
+    return GridPoint(tuple(changed))
+
+
+def read_record(path: Path, base: dict) -> tuple[dict, list[RecordedPoint], bool]:
+    """The record's protocol fields, its points named against `base`, and whether it carries a settings
+    digest (records written before 2026-12-07 do not: they are taken to have run on `base`)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise GridError(f"{path}: not a readable selection record ({error})") from None
+    missing = [key for key in ("seeds", "points", *PROTOCOL_FIELDS[:2]) if key not in record]
+    if missing:
+        raise GridError(f"{path}: not a selection record (no {', '.join(missing)})")
+    digest = record.get("settings_digest")
+    if digest is not None and digest != settings_digest(base):
+        raise GridError(f"{path}: ran on other settings than params.yaml (+ --set) now (digest {digest}, now "
+                        f"{settings_digest(base)}): its points cannot be named against today's settings")
+    seeds = tuple(int(seed) for seed in record["seeds"])
+    points = []
+    for index, entry in enumerate(record["points"]):
+        per_seed = entry.get("per_seed")
+        if per_seed is None:
+            if len(seeds) != 1:
+                raise GridError(f"{path}: point {index} has no per-seed scores ({len(seeds)} seeds): "
+                                f"rerun it one seed per command")
+            per_seed = [entry["score"]]
+        points.append(RecordedPoint(named_against(entry["overrides"], base), seeds, tuple(per_seed),
+                                    entry["per_stream"], path))
+    return {key: record.get(key) for key in PROTOCOL_FIELDS}, points, digest is not None
+
+
+def _check_same_protocol(protocols: list[tuple[Path, dict]]) -> None:
+    first_path, first = protocols[0]
+    for path, protocol in protocols[1:]:
+        for key in PROTOCOL_FIELDS:
+            if protocol[key] != first[key]:
+                raise GridError(f"{path} and {first_path} were not measured the same way: {key} is "
+                                f"{protocol[key]!r} in one, {first[key]!r} in the other")
+
+
+def pool_records(paths: list[Path], base: dict, only: list[GridPoint] | None = None) -> PooledSelection:
+    """Every point of the records in `paths` (or only the incumbent and `only`), scored over the seeds
+    all of them ran, and the pick by the rule of `ratchet.bench.selection.pick`."""
+    if not paths:
+        raise GridError("no selection records given")
+    protocols, recorded, undigested = [], [], []
+    for path in paths:
+        protocol, points, digested = read_record(path, base)
+        protocols.append((path, protocol))
+        recorded += points
+        undigested += [] if digested else [path.name]
+    _check_same_protocol(protocols)
+    notes = [(f"no settings digest in {', '.join(undigested)} (written before records kept one): taken to "
+              f"have run on params.yaml (+ --set) as given now")] if undigested else []
+    if only is not None:
+        wanted = {GridPoint(()), *only}
+        unknown = [p.label for p in only if p not in {r.point for r in recorded}]
+        if unknown:
+            raise GridError(f"--point {', '.join(unknown)}: in none of the records (their points: "
+                            f"{', '.join(sorted({r.point.label for r in recorded}))})")
+        recorded = [r for r in recorded if r.point in wanted]
+
+    by_point: dict[GridPoint, dict[int, tuple[float, RecordedPoint]]] = {}
+    for entry in recorded:
+        seeds = by_point.setdefault(entry.point, {})
+        for seed, score in zip(entry.seeds, entry.per_seed):
+            if seed in seeds:
+                raise GridError(f"{entry.point.label}, seed {seed}: in both {seeds[seed][1].source} and "
+                                f"{entry.source}: pass one of them")
+            seeds[seed] = (score, entry)
+    if not by_point:
+        raise GridError("the records hold no point to pick from")
+    common = tuple(sorted(set.intersection(*(set(seeds) for seeds in by_point.values()))))
+    if not common:
+        raise GridError("no seed that every point ran: "
+                        + "; ".join(f"{p.label}: seeds {sorted(s)}" for p, s in by_point.items()))
+    for point, seeds in by_point.items():
+        left = sorted(set(seeds) - set(common))
+        if left:
+            notes.append(f"{point.label}: seed(s) {left} left out (not every point ran them)")
+
+    scores = [_pooled_score(point, seeds, common, notes) for point, seeds in by_point.items()]
+    incumbent = next((s for s in scores if s.point == GridPoint(())), None)
+    picked = pick(scores, incumbent.point if incumbent else None)
+    margins = {s.point.label: paired_margin(s, picked) for s in scores if s is not picked}
+    return PooledSelection(scores, common, picked, incumbent, margins, notes)
+
+
+def _pooled_score(point: GridPoint, seeds: dict[int, tuple[float, RecordedPoint]], common: tuple[int, ...],
+                  notes: list[str]) -> PointScore:
+    entries = {id(entry): entry for seed, (_, entry) in seeds.items() if seed in common}.values()
+    # a record's per-stream figures are means over its seeds: weigh each by how many it ran
+    weights = [len(entry.seeds) for entry in entries]
+    if any(set(entry.seeds) - set(common) for entry in entries):
+        notes.append(f"{point.label}: per-stream figures include a record's seeds outside {list(common)} "
+                     f"(the score does not)")
+    streams = list(next(iter(entries)).per_stream)
+    per_stream = {stream: {key: sum(w * e.per_stream[stream][key] for w, e in zip(weights, entries)) / sum(weights)
+                           for key in ("average_accuracy", "bwt", "newest_step_accuracy")}
+                  for stream in streams}
+    return PointScore(point, per_stream, tuple(seeds[seed][0] for seed in common))
+
+
+def pooled_record(pooled: PooledSelection, paths: list[Path]) -> dict:
+    """The pooled answer in the shape of a selection record, with the files it came from."""
+    return {"pooled_from": [str(p) for p in paths], "seeds": list(pooled.seeds),
+            "criterion": "mean over streams of validation average accuracy",
+            "incumbent": dict(pooled.incumbent.point.overrides) if pooled.incumbent else None,
+            "points": [{"overrides": dict(s.point.overrides), "score": s.score, "bwt": s.bwt,
+                        "per_seed": list(s.per_seed), "per_stream": s.per_stream} for s in pooled.scores],
+            "picked": dict(pooled.picked.point.overrides),
+            "others_against_the_pick": {label: asdict(m) for label, m in pooled.margins.items()},
+            "notes": pooled.notes}
+
+
+def describe(pooled: PooledSelection) -> list[str]:
+    """Lines for the terminal: each point's per-seed scores, its mean and its margin against the pick."""
+    lines = [f"pooled over seeds {list(pooled.seeds)}:"]
+    for score in pooled.scores:
+        streams = "; ".join(f"{name} {values['average_accuracy']:.3f}" for name, values in score.per_stream.items())
+        seeds = " / ".join(f"{s:.4f}" for s in score.per_seed)
+        tag = " (incumbent)" if score is pooled.incumbent else ""
+        lines.append(f"  {score.point.label}{tag}: {score.score:.4f} ({seeds}), BWT {score.bwt:+.4f}; {streams}")
+    for label, margin in pooled.margins.items():
+        noise = "" if margin.standard_error is None else f" ± {margin.standard_error:.4f}"
+        lines.append(f"  {label} against the pick: {margin.difference:+.4f}{noise}")
+    lines += [f"  note: {note}" for note in pooled.notes]
+    kept = pooled.picked is pooled.incumbent and pooled.picked.score < max(s.score for s in pooled.scores)
+    lines.append(f"picked: {pooled.picked.point.label}"
+                 + (" (the incumbent stays: no challenger beats it beyond the seeds' noise)" if kept else ""))
+    return lines

@@ -1,0 +1,115 @@
+"""`ratchet bench pool`: one selection question answered from several commands' records."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ratchet.bench.selection import GridError, GridPoint, paired_margin
+from ratchet.bench.selection_pool import named_against, pool_records, settings_digest
+from ratchet.cli import app
+
+BASE = {"train": {"learning_rate": 0.002, "epochs": 2}, "model": {"lora": {"target_modules": ["query", "value"]}},
+        "continual": {"replay": {"ratio": 0.1}}}
+SLICES = {"select_for": "default", "streams": ["a", "b"], "validation_fraction": 0.2, "train_fraction": 1.0,
+          "max_train_per_step": 300, "max_validation_per_step": 300, "validation_rows": {"a": [10, 6], "b": [8]}}
+
+
+def _record(tmp_path, name, seeds, points, **changes) -> str:
+    """A selection record as `bench cl --select-on validation` writes it: points are (overrides, per-seed scores)."""
+    entries = [{"overrides": overrides, "score": sum(scores) / len(scores), "bwt": 0.0, "per_seed": scores,
+                "per_stream": {s: {"average_accuracy": sum(scores) / len(scores), "bwt": 0.0,
+                                   "newest_step_accuracy": 0.5} for s in ("a", "b")}}
+               for overrides, scores in points]
+    path = tmp_path / f"{name}.selection.json"
+    path.write_text(json.dumps({**SLICES, "seeds": seeds, "points": entries, **changes}))
+    return path
+
+
+def test_a_point_is_named_by_what_it_changes_whatever_key_its_grid_spelled_out():
+    assert named_against({"model.lora.target_modules": ["query", "value"]}, BASE) == GridPoint(())
+    assert named_against({"train.learning_rate": "1e-3", "train.epochs": 2}, BASE) == \
+        GridPoint((("train.learning_rate", 0.001),))
+    both = named_against({"train.learning_rate": 0.001, "continual.replay.ratio": 0.2}, BASE)
+    assert both.overrides == (("continual.replay.ratio", 0.2), ("train.learning_rate", 0.001))   # sorted: one name
+
+
+def test_the_incumbent_from_one_question_pairs_seed_by_seed_with_a_challenger_run_alone(tmp_path):
+    # seed 0 asked both points in one command (the incumbent spelled as its LoRA targets); seeds 1, 2
+    # were asked in two; the challenger ran alone, one record per seed, named by its learning rate
+    records = [_record(tmp_path, "targets0", [0], [({"model.lora.target_modules": ["query", "value"]}, [0.80]),
+                                                  ({"model.lora.target_modules": ["query"]}, [0.70])]),
+               _record(tmp_path, "targets12", [1, 2], [({"model.lora.target_modules": ["query", "value"]}, [0.82, 0.84])]),
+               *[_record(tmp_path, f"lr{s}", [s], [({"train.learning_rate": 0.001}, [score])])
+                 for s, score in ((0, 0.83), (1, 0.81), (2, 0.85))]]
+    pooled = pool_records(records, BASE, only=[GridPoint((("train.learning_rate", 0.001),))])
+    assert pooled.seeds == (0, 1, 2)
+    incumbent, challenger = pooled.scores
+    assert incumbent is pooled.incumbent and incumbent.per_seed == (0.80, 0.82, 0.84)
+    assert challenger.per_seed == (0.83, 0.81, 0.85)
+    # differences +0.03, -0.01, +0.01: a mean of +0.01 with a standard error of 0.0115: within noise
+    assert pooled.picked is incumbent
+    margin = pooled.margins["train.learning_rate=0.001"]
+    assert margin == paired_margin(challenger, incumbent) and margin.difference == pytest.approx(0.01)
+    assert not margin.beyond_noise
+    # per-stream figures weigh each record by its seeds: (0.80 + 2 x 0.83) / 3
+    assert incumbent.per_stream["a"]["average_accuracy"] == pytest.approx((0.80 + 0.83 * 2) / 3)
+    # without --point every point of the records is pooled; the one that ran only seed 0 holds the
+    # pairing to that seed, and the others' seeds 1 and 2 are said to be left out
+    everything = pool_records(records, BASE)
+    assert everything.seeds == (0,) and len(everything.scores) == 3
+    assert any("seed(s) [1, 2] left out" in note for note in everything.notes)
+
+
+def test_a_challenger_that_wins_on_every_seed_is_picked(tmp_path):
+    records = [_record(tmp_path, "q", [0, 1, 2], [({"train.learning_rate": 0.002}, [0.80, 0.82, 0.84]),
+                                                  ({"train.learning_rate": 0.003}, [0.82, 0.83, 0.86])])]
+    pooled = pool_records(records, BASE)
+    assert pooled.picked.point == GridPoint((("train.learning_rate", 0.003),))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"validation_rows": {"a": [11, 6], "b": [8]}}, "validation_rows"),
+    ({"streams": ["a"]}, "streams"),
+    ({"select_for": "joint"}, "select_for"),
+])
+def test_records_measured_differently_are_refused_naming_what_differs(tmp_path, change, message):
+    first = _record(tmp_path, "first", [0], [({"train.learning_rate": 0.002}, [0.8])])
+    second = _record(tmp_path, "second", [1], [({"train.learning_rate": 0.002}, [0.8])], **change)
+    with pytest.raises(GridError, match=f"not measured the same way: {message}"):
+        pool_records([first, second], BASE)
+
+
+def test_a_record_run_on_other_settings_or_twice_or_unreadable_is_refused(tmp_path):
+    stale = _record(tmp_path, "stale", [0], [({"train.learning_rate": 0.002}, [0.8])],
+                    settings_digest=settings_digest({"train": {"learning_rate": 0.001}}))
+    with pytest.raises(GridError, match="stale.selection.json: ran on other settings"):
+        pool_records([stale], BASE)
+    current = _record(tmp_path, "current", [0], [({"train.learning_rate": 0.002}, [0.8])],
+                      settings_digest=settings_digest(BASE))
+    assert not pool_records([current], BASE).notes            # a digest that matches needs no note
+    again = _record(tmp_path, "again", [0], [({"model.lora.target_modules": ["query", "value"]}, [0.8])])
+    with pytest.raises(GridError, match="seed 0: in both .*current.selection.json and .*again.selection.json"):
+        pool_records([current, again], BASE)
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(GridError, match="broken.json: not a readable selection record"):
+        pool_records([tmp_path / "broken.json"], BASE)
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(GridError, match="other.json: not a selection record"):
+        pool_records([tmp_path / "other.json"], BASE)
+
+
+def test_the_command_prints_the_pooled_answer_writes_it_and_names_a_bad_point(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps(BASE))                      # JSON is YAML
+    record = _record(tmp_path, "q", [0, 1], [({"train.learning_rate": 0.002}, [0.80, 0.82]),
+                                             ({"train.learning_rate": 0.001}, [0.81, 0.80])])
+    out = tmp_path / "pooled.json"
+    result = CliRunner().invoke(app, ["bench", "pool", str(record), "--params", str(params), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "picked: (params.yaml as written)" in result.output
+    written = json.loads(out.read_text())
+    assert written["picked"] == {} and written["seeds"] == [0, 1] and written["pooled_from"] == [str(record)]
+    unknown = CliRunner().invoke(app, ["bench", "pool", str(record), "--params", str(params),
+                                       "--point", "train.learning_rate=0.005"])
+    assert unknown.exit_code == 2 and "train.learning_rate=0.005: in none of the records" in unknown.output
