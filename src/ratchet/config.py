@@ -122,8 +122,8 @@ class ModelSettings(_Section):
 class ReplaySettings(_Section):
     selection: Literal["class_balanced", "reservoir", "none"] = "class_balanced"
     buffer_size: int = Field(1000, ge=0)        # examples the persisted buffer keeps, all classes together
-    ratio: float = Field(0.1, ge=0.0)           # each old class replays this x the mean new rows per new class ...
-    min_per_old_class: int = Field(14, ge=0)    # ... but never fewer than this
+    ratio: float = Field(0.2, ge=0.0)           # each old class replays this x the mean new rows per new class ...
+    min_per_old_class: int = Field(28, ge=0)    # ... but never fewer than this
     validation_per_class: int = Field(25, ge=0)  # buffer rows per old class held out for early stopping
     balance_classes: bool = True                # a replayed-only class weighs as much as a mean new class
     # when `train.new_class_min_steps` stretches an increment, replay more of the buffer (up to as many
