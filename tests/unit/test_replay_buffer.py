@@ -66,7 +66,7 @@ def test_a_foreign_parquet_is_named(tmp_path):
 def test_the_training_mix_holds_the_old_classes_in_the_configured_ratio():
     buffer = ReplayBuffer(selection="class_balanced", budget=300)
     buffer.add(synthetic_frame({"red": 100, "green": 100, "blue": 100}), "b-1", seed=0)
-    per_class = ReplaySettings(ratio=0.5).per_old_class(n_new=150, n_new_classes=3, n_old_classes=3)
+    per_class = ReplaySettings(ratio=0.5, min_per_old_class=10).per_old_class(n_new=150, n_new_classes=3, n_old_classes=3)
     assert per_class == 25
     replay, held_out = buffer.replay_and_validation(per_class, validation_per_class=10, seed=0)
     assert held_out["label"].value_counts().to_dict() == {"red": 10, "green": 10, "blue": 10}
