@@ -96,7 +96,10 @@ def test_selection_on_validation_picks_a_grid_point_without_reading_the_test_row
     pooled = CliRunner().invoke(app, ["bench", "pool", record, "--params", params, "--set", "train.learning_rate=0.01"])
     assert pooled.exit_code == 0, pooled.output
     assert "picked: (params.yaml as written)" in pooled.output and "note:" not in pooled.output
-    other = CliRunner().invoke(app, ["bench", "pool", record, "--params", params])
+    # without the --set the points are still what they ran with (lr named), but not with other epochs
+    named = CliRunner().invoke(app, ["bench", "pool", record, "--params", params])
+    assert named.exit_code == 0 and "picked: train.learning_rate=0.01" in named.output, named.output
+    other = CliRunner().invoke(app, ["bench", "pool", record, "--params", params, "--set", "train.epochs=1"])
     assert other.exit_code == 2 and "ran on other settings" in other.output
 
 

@@ -1,12 +1,19 @@
 """`ratchet bench pool`: one selection question answered from several commands' records."""
 
+import copy
 import json
 
 import pytest
 from typer.testing import CliRunner
 
-from ratchet.bench.selection import GridError, GridPoint, paired_margin
-from ratchet.bench.selection_pool import named_against, pool_records, settings_digest
+from ratchet.bench.selection import (
+    GridError,
+    GridPoint,
+    named_against,
+    paired_margin,
+    settings_digest,
+)
+from ratchet.bench.selection_pool import pool_records
 from ratchet.cli import app
 
 BASE = {"train": {"learning_rate": 0.002, "epochs": 2}, "model": {"lora": {"target_modules": ["query", "value"]}},
@@ -15,12 +22,17 @@ SLICES = {"select_for": "default", "streams": ["a", "b"], "validation_fraction":
           "max_train_per_step": 300, "max_validation_per_step": 300, "validation_rows": {"a": [10, 6], "b": [8]}}
 
 
-def _record(tmp_path, name, seeds, points, **changes) -> str:
-    """A selection record as `bench cl --select-on validation` writes it: points are (overrides, per-seed scores)."""
+def _record(tmp_path, name, seeds, points, ran_on=None, **changes) -> str:
+    """A selection record as `bench cl --select-on validation` writes it: points are (overrides, per-seed
+    scores); with `ran_on` (the base settings of that run) each point carries its settings digest."""
     entries = [{"overrides": overrides, "score": sum(scores) / len(scores), "bwt": 0.0, "per_seed": scores,
                 "per_stream": {s: {"average_accuracy": sum(scores) / len(scores), "bwt": 0.0,
                                    "newest_step_accuracy": 0.5} for s in ("a", "b")}}
                for overrides, scores in points]
+    if ran_on is not None:
+        for entry in entries:
+            entry["settings_digest"] = settings_digest(
+                GridPoint(tuple(entry["overrides"].items())).applied_to(copy.deepcopy(ran_on)))
     path = tmp_path / f"{name}.selection.json"
     path.write_text(json.dumps({**SLICES, "seeds": seeds, "points": entries, **changes}))
     return path
@@ -80,14 +92,23 @@ def test_records_measured_differently_are_refused_naming_what_differs(tmp_path, 
         pool_records([first, second], BASE)
 
 
-def test_a_record_run_on_other_settings_or_twice_or_unreadable_is_refused(tmp_path):
-    stale = _record(tmp_path, "stale", [0], [({"train.learning_rate": 0.002}, [0.8])],
-                    settings_digest=settings_digest({"train": {"learning_rate": 0.001}}))
-    with pytest.raises(GridError, match="stale.selection.json: ran on other settings"):
-        pool_records([stale], BASE)
-    current = _record(tmp_path, "current", [0], [({"train.learning_rate": 0.002}, [0.8])],
-                      settings_digest=settings_digest(BASE))
-    assert not pool_records([current], BASE).notes            # a digest that matches needs no note
+def test_digested_points_pool_across_a_changed_default_and_stale_ones_are_refused(tmp_path):
+    # the question ran when lr was 0.002; since then 0.001 became the default: the point that ran at
+    # 0.001 is today's incumbent, and its digest (base then + point) is today's settings
+    asked = _record(tmp_path, "asked", [0, 1], [({"train.learning_rate": 0.002}, [0.80, 0.82]),
+                                                ({"train.learning_rate": 0.001}, [0.83, 0.85])], ran_on=BASE)
+    today = {**BASE, "train": {**BASE["train"], "learning_rate": 0.001}}
+    pooled = pool_records([asked], today)
+    assert pooled.incumbent.per_seed == (0.83, 0.85) and pooled.picked is pooled.incumbent and not pooled.notes
+    assert [s.point.label for s in pooled.scores] == ["train.learning_rate=0.002", "(params.yaml as written)"]
+    # a setting the points did not name changed since (epochs 2 -> 3): naming them today would be false
+    with pytest.raises(GridError, match=r"asked.selection.json: point 0 \(train.learning_rate=0.002\) ran on other settings"):
+        pool_records([asked], {**today, "train": {**today["train"], "epochs": 3}})
+
+
+def test_a_record_given_twice_or_unreadable_is_refused(tmp_path):
+    current = _record(tmp_path, "current", [0], [({"train.learning_rate": 0.002}, [0.8])], ran_on=BASE)
+    assert not pool_records([current], BASE).notes            # digests that match need no note
     again = _record(tmp_path, "again", [0], [({"model.lora.target_modules": ["query", "value"]}, [0.8])])
     with pytest.raises(GridError, match="seed 0: in both .*current.selection.json and .*again.selection.json"):
         pool_records([current, again], BASE)

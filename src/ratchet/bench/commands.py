@@ -264,13 +264,13 @@ def pool_selection(
     """Answer one selection question from several commands' records, by the rule one command applies."""
     import json
 
-    from ratchet.bench.selection import GridError, parse_assignment, parse_value
-    from ratchet.bench.selection_pool import (
-        describe,
+    from ratchet.bench.selection import (
+        GridError,
         named_against,
-        pool_records,
-        pooled_record,
+        parse_assignment,
+        parse_value,
     )
+    from ratchet.bench.selection_pool import describe, pool_records, pooled_record
 
     try:
         base = yaml.safe_load(params.read_text(encoding="utf-8")) if params.is_file() else {}
@@ -288,7 +288,7 @@ def pool_selection(
         console.print(line, markup=False)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(pooled_record(pooled, records), indent=2) + "\n", encoding="utf-8")
+        out.write_text(json.dumps(pooled_record(pooled, records, base), indent=2) + "\n", encoding="utf-8")
         console.print(f"pooled record: {out}", markup=False)
 
 

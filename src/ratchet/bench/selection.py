@@ -18,7 +18,10 @@ difference. A default does not move on a margin the training seeds move by thems
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import itertools
+import json
 import statistics
 from dataclasses import dataclass
 
@@ -168,16 +171,45 @@ def paired_margin(challenger: PointScore, incumbent: PointScore) -> Margin:
 _MISSING = object()
 
 
+def value_at(raw: dict, key: str):
+    """raw[a][b][c] for key "a.b.c" (`1e-4` strings read as numbers); `_MISSING` when a part is absent."""
+    node = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return number_if_numeric(node)
+
+
+def named_against(overrides: dict, base: dict) -> GridPoint:
+    """The point as what it changes in `base`: keys already at base's value drop out, the rest sorted
+    (lists as tuples, so points can key a dict). The empty point is the incumbent."""
+    values = {key: number_if_numeric(value) for key, value in overrides.items()}
+    changed = sorted((key, tuple(value) if isinstance(value, list) else value)
+                     for key, value in values.items() if value != value_at(base, key))
+    return GridPoint(tuple(changed))
+
+
 def incumbent_point(points: list[GridPoint], base: dict) -> GridPoint | None:
     """The grid point that changes nothing in `base` (the raw settings), if the grid has one."""
-    def value_of(key: str):
-        node = base
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return _MISSING
-            node = node[part]
-        return node
-    return next((p for p in points if p.overrides and all(value_of(k) == v for k, v in p.overrides)), None)
+    return next((p for p in points if p.overrides and not named_against(dict(p.overrides), base).overrides), None)
+
+
+# the settings a selection run reads (data.labels comes from the stream; the rest is the pipeline's)
+SETTINGS_SECTIONS = ("task", "model", "train", "continual")
+
+
+def settings_digest(raw: dict) -> str:
+    """A fingerprint of the settings a point ran with, so a later pool can tell what it ran on."""
+    relevant = {section: raw.get(section) for section in SETTINGS_SECTIONS}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def point_entries(scores: list[PointScore], base: dict) -> list[dict]:
+    """The record's `points`: each point's scores, and the digest of the settings it ran with (base + point)."""
+    return [{"overrides": dict(s.point.overrides), "score": s.score, "bwt": s.bwt, "per_seed": list(s.per_seed),
+             "per_stream": s.per_stream, "settings_digest": settings_digest(s.point.applied_to(copy.deepcopy(base)))}
+            for s in scores]
 
 
 def pick(scores: list[PointScore], incumbent: GridPoint | None = None) -> PointScore:

@@ -5,14 +5,14 @@ challenger can run alone where the committed setting's runs already exist (they 
 on a CPU). `pool` reads the `<out>.selection.json` records that `bench cl --select-on validation`
 wrote, checks that they were measured the same way (streams, validation slices, the strategy chosen
 for), names every point by what it changes in the settings given now (params.yaml + --set: a point
-that changes nothing is the incumbent, whatever key its own grid spelled out), lines up each point's
-scores seed by seed, and applies the rule one command with every seed applies
+that changes nothing is the incumbent, whatever key its own grid spelled out; a point that recorded
+the digest of the settings it ran with must match that name), lines up each point's scores seed by seed, and applies the rule one command with every seed applies
 (`ratchet.bench.selection.pick`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import copy
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,22 +22,16 @@ from ratchet.bench.selection import (
     GridPoint,
     Margin,
     PointScore,
-    number_if_numeric,
+    named_against,
     paired_margin,
     pick,
+    point_entries,
+    settings_digest,
 )
 
 # what must be equal for two records' scores to be comparable
 PROTOCOL_FIELDS = ("select_for", "streams", "validation_fraction", "train_fraction", "max_train_per_step",
                    "max_validation_per_step", "validation_rows")
-# the settings a selection run reads (data.labels comes from the stream; the rest is the pipeline's)
-SETTINGS_SECTIONS = ("task", "model", "train", "continual")
-
-
-def settings_digest(base: dict) -> str:
-    """A fingerprint of the settings a selection ran on, so a later pool can tell when they changed."""
-    relevant = {section: base.get(section) for section in SETTINGS_SECTIONS}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -60,26 +54,10 @@ class PooledSelection:
     notes: list[str]                              # what was left out or assumed, to print
 
 
-def _value_at(base: dict, key: str):
-    node = base
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return number_if_numeric(node)
-
-
-def named_against(overrides: dict, base: dict) -> GridPoint:
-    """The point as what it changes in `base`: keys already at base's value drop out, the rest sorted."""
-    values = {key: number_if_numeric(value) for key, value in overrides.items()}
-    changed = sorted((key, tuple(value) if isinstance(value, list) else value)   # hashable: a dict key
-                     for key, value in values.items() if value != _value_at(base, key))
-    return GridPoint(tuple(changed))
-
-
 def read_record(path: Path, base: dict) -> tuple[dict, list[RecordedPoint], bool]:
-    """The record's protocol fields, its points named against `base`, and whether it carries a settings
-    digest (records written before 2026-12-07 do not: they are taken to have run on `base`)."""
+    """The record's protocol fields, its points named against `base`, and whether its points carry
+    settings digests (records written before 2026-12-07's twelfth session do not: they are taken to
+    have run on `base` + the point)."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -87,22 +65,23 @@ def read_record(path: Path, base: dict) -> tuple[dict, list[RecordedPoint], bool
     missing = [key for key in ("seeds", "points", *PROTOCOL_FIELDS[:2]) if key not in record]
     if missing:
         raise GridError(f"{path}: not a selection record (no {', '.join(missing)})")
-    digest = record.get("settings_digest")
-    if digest is not None and digest != settings_digest(base):
-        raise GridError(f"{path}: ran on other settings than params.yaml (+ --set) now (digest {digest}, now "
-                        f"{settings_digest(base)}): its points cannot be named against today's settings")
     seeds = tuple(int(seed) for seed in record["seeds"])
-    points = []
+    points, digested = [], True
     for index, entry in enumerate(record["points"]):
+        point = named_against(entry["overrides"], base)
+        recorded = entry.get("settings_digest")
+        digested = digested and recorded is not None
+        if recorded is not None and recorded != settings_digest(point.applied_to(copy.deepcopy(base))):
+            raise GridError(f"{path}: point {index} ({point.label}) ran on other settings than params.yaml (+ --set) "
+                            f"with that point: name them with --set as they were when it ran")
         per_seed = entry.get("per_seed")
         if per_seed is None:
             if len(seeds) != 1:
                 raise GridError(f"{path}: point {index} has no per-seed scores ({len(seeds)} seeds): "
                                 f"rerun it one seed per command")
             per_seed = [entry["score"]]
-        points.append(RecordedPoint(named_against(entry["overrides"], base), seeds, tuple(per_seed),
-                                    entry["per_stream"], path))
-    return {key: record.get(key) for key in PROTOCOL_FIELDS}, points, digest is not None
+        points.append(RecordedPoint(point, seeds, tuple(per_seed), entry["per_stream"], path))
+    return {key: record.get(key) for key in PROTOCOL_FIELDS}, points, digested
 
 
 def _check_same_protocol(protocols: list[tuple[Path, dict]]) -> None:
@@ -126,7 +105,7 @@ def pool_records(paths: list[Path], base: dict, only: list[GridPoint] | None = N
         recorded += points
         undigested += [] if digested else [path.name]
     _check_same_protocol(protocols)
-    notes = [(f"no settings digest in {', '.join(undigested)} (written before records kept one): taken to "
+    notes = [(f"no settings digests in {', '.join(undigested)} (written before records kept them): taken to "
               f"have run on params.yaml (+ --set) as given now")] if undigested else []
     if only is not None:
         wanted = {GridPoint(()), *only}
@@ -177,13 +156,12 @@ def _pooled_score(point: GridPoint, seeds: dict[int, tuple[float, RecordedPoint]
     return PointScore(point, per_stream, tuple(seeds[seed][0] for seed in common))
 
 
-def pooled_record(pooled: PooledSelection, paths: list[Path]) -> dict:
+def pooled_record(pooled: PooledSelection, paths: list[Path], base: dict) -> dict:
     """The pooled answer in the shape of a selection record, with the files it came from."""
     return {"pooled_from": [str(p) for p in paths], "seeds": list(pooled.seeds),
             "criterion": "mean over streams of validation average accuracy",
             "incumbent": dict(pooled.incumbent.point.overrides) if pooled.incumbent else None,
-            "points": [{"overrides": dict(s.point.overrides), "score": s.score, "bwt": s.bwt,
-                        "per_seed": list(s.per_seed), "per_stream": s.per_stream} for s in pooled.scores],
+            "points": point_entries(pooled.scores, base),
             "picked": dict(pooled.picked.point.overrides),
             "others_against_the_pick": {label: asdict(m) for label, m in pooled.margins.items()},
             "notes": pooled.notes}

@@ -14,9 +14,9 @@ from ratchet.bench.selection import (
     incumbent_point,
     paired_margin,
     pick,
+    point_entries,
     score_point,
 )
-from ratchet.bench.selection_pool import settings_digest
 from ratchet.bench.stream_kinds import (
     load_any_stream,
     run_any_stream,
@@ -63,9 +63,7 @@ def select_on_validation(files: list[Path], slices: ValidationSlices, base: dict
               "validation_rows": {s.name: s.validation_rows() for s in streams},
               "streams": [s.name for s in streams], "criterion": "mean over streams of validation average accuracy",
               "incumbent": dict(incumbent.overrides) if incumbent else None,
-              "settings_digest": settings_digest(base),
-              "points": [{"overrides": dict(s.point.overrides), "score": s.score, "bwt": s.bwt,
-                          "per_seed": list(s.per_seed), "per_stream": s.per_stream} for s in scores],
+              "points": point_entries(scores, base),
               "picked": dict(best.point.overrides),
               "others_against_the_pick": margins}
     target = out.with_name(f"{out.stem}.selection.json")
