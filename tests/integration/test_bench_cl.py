@@ -86,6 +86,10 @@ def test_selection_on_validation_picks_a_grid_point_without_reading_the_test_row
     assert [len(point["per_seed"]) for point in selection["points"]] == [1, 1]
     (margin,) = selection["others_against_the_pick"].values()
     assert margin["difference"] == scores[1e-9] - scores[0.01] and margin["standard_error"] is None
+    # the training examples each point processed are on record beside its score (the examples
+    # target); the learning rate does not change them
+    examples = [point["per_stream"]["colours"]["examples_processed"] for point in selection["points"]]
+    assert examples[0] == examples[1] > 0
     # the point equal to the settings as given (params + --set) is found as the incumbent
     assert selection["incumbent"] == {"train.learning_rate": 0.01}
     payload = json.loads(out.read_text())
@@ -96,6 +100,7 @@ def test_selection_on_validation_picks_a_grid_point_without_reading_the_test_row
     pooled = CliRunner().invoke(app, ["bench", "pool", record, "--params", params, "--set", "train.learning_rate=0.01"])
     assert pooled.exit_code == 0, pooled.output
     assert "picked: (params.yaml as written)" in pooled.output and "note:" not in pooled.output
+    assert f"training examples: colours {examples[0]:,.0f}" in pooled.output
     # without the --set the points are still what they ran with (lr named), but not with other epochs
     named = CliRunner().invoke(app, ["bench", "pool", record, "--params", params])
     assert named.exit_code == 0 and "picked: train.learning_rate=0.01" in named.output, named.output

@@ -22,12 +22,15 @@ SLICES = {"select_for": "default", "streams": ["a", "b"], "validation_fraction":
           "max_train_per_step": 300, "max_validation_per_step": 300, "validation_rows": {"a": [10, 6], "b": [8]}}
 
 
-def _record(tmp_path, name, seeds, points, ran_on=None, **changes) -> str:
+def _record(tmp_path, name, seeds, points, ran_on=None, examples=None, **changes) -> str:
     """A selection record as `bench cl --select-on validation` writes it: points are (overrides, per-seed
-    scores); with `ran_on` (the base settings of that run) each point carries its settings digest."""
+    scores); with `ran_on` (the base settings of that run) each point carries its settings digest, with
+    `examples` every stream of every point that many training examples (older records kept none)."""
     entries = [{"overrides": overrides, "score": sum(scores) / len(scores), "bwt": 0.0, "per_seed": scores,
                 "per_stream": {s: {"average_accuracy": sum(scores) / len(scores), "bwt": 0.0,
-                                   "newest_step_accuracy": 0.5} for s in ("a", "b")}}
+                                   "newest_step_accuracy": 0.5,
+                                   **({} if examples is None else {"examples_processed": examples})}
+                               for s in ("a", "b")}}
                for overrides, scores in points]
     if ran_on is not None:
         for entry in entries:
@@ -78,6 +81,17 @@ def test_a_challenger_that_wins_on_every_seed_is_picked(tmp_path):
                                                   ({"train.learning_rate": 0.003}, [0.82, 0.83, 0.86])])]
     pooled = pool_records(records, BASE)
     assert pooled.picked.point == GridPoint((("train.learning_rate", 0.003),))
+
+
+def test_examples_are_pooled_where_every_record_kept_them(tmp_path):
+    lr = {"train.learning_rate": 0.001}
+    kept = [_record(tmp_path, "kept0", [0], [(lr, [0.80])], examples=1000),
+            _record(tmp_path, "kept12", [1, 2], [(lr, [0.82, 0.84])], examples=1300)]
+    (pooled,) = pool_records(kept, BASE).scores
+    assert pooled.per_stream["a"]["examples_processed"] == pytest.approx((1000 + 2 * 1300) / 3)
+    older = _record(tmp_path, "older", [3], [(lr, [0.81])])
+    (mixed,) = pool_records([*kept, older], BASE).scores
+    assert "examples_processed" not in mixed.per_stream["a"] and mixed.per_seed == (0.80, 0.82, 0.84, 0.81)
 
 
 @pytest.mark.parametrize("change, message", [

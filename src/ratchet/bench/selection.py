@@ -122,7 +122,9 @@ def parse_grid(specs: list[str]) -> list[GridPoint]:
 @dataclass(frozen=True)
 class PointScore:
     point: GridPoint
-    per_stream: dict[str, dict[str, float]]   # stream -> mean validation average_accuracy, bwt, newest step
+    # stream -> means over seeds of the validation average_accuracy, bwt, newest_step_accuracy and the
+    # examples_processed (records written before 2026-12-07's thirteenth session lack the examples)
+    per_stream: dict[str, dict[str, float]]
     per_seed: tuple[float, ...] = ()          # each selection seed's score (mean over streams), in seed order
 
     @property
@@ -144,8 +146,17 @@ def score_point(point: GridPoint, runs: dict[str, list[RunResult]]) -> PointScor
                      for i in range(seeds))
     return PointScore(point, {stream: {"average_accuracy": mean(results, "average_accuracy"),
                                        "bwt": mean(results, "bwt"),
-                                       "newest_step_accuracy": mean(results, "newest_step_accuracy")}
+                                       "newest_step_accuracy": mean(results, "newest_step_accuracy"),
+                                       "examples_processed": statistics.fmean(r.examples_processed for r in results)}
                               for stream, results in runs.items()}, per_seed)
+
+
+def examples_per_stream(score: PointScore) -> str:
+    """"BBC 2,054; drug 1,414": the training examples a point processed on each stream (mean over seeds;
+    the issue's examples target is judged beside the score); "" for records that did not keep them."""
+    if not all("examples_processed" in figures for figures in score.per_stream.values()):
+        return ""
+    return "; ".join(f"{name} {figures['examples_processed']:,.0f}" for name, figures in score.per_stream.items())
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,16 @@ from ratchet.bench.selection import (
     GridPoint,
     Margin,
     PointScore,
+    examples_per_stream,
     named_against,
     paired_margin,
     pick,
     point_entries,
     settings_digest,
 )
+
+# the per-stream figures a pooled point reports (means over seeds, each record weighed by its seeds)
+POOLED_FIGURES = ("average_accuracy", "bwt", "newest_step_accuracy", "examples_processed")
 
 # what must be equal for two records' scores to be comparable
 PROTOCOL_FIELDS = ("select_for", "streams", "validation_fraction", "train_fraction", "max_train_per_step",
@@ -150,8 +154,10 @@ def _pooled_score(point: GridPoint, seeds: dict[int, tuple[float, RecordedPoint]
         notes.append(f"{point.label}: per-stream figures include a record's seeds outside {list(common)} "
                      f"(the score does not)")
     streams = list(next(iter(entries)).per_stream)
+    # the examples are pooled only where every record kept them (older records did not)
+    figures = [key for key in POOLED_FIGURES if all(key in e.per_stream[s] for e in entries for s in streams)]
     per_stream = {stream: {key: sum(w * e.per_stream[stream][key] for w, e in zip(weights, entries)) / sum(weights)
-                           for key in ("average_accuracy", "bwt", "newest_step_accuracy")}
+                           for key in figures}
                   for stream in streams}
     return PointScore(point, per_stream, tuple(seeds[seed][0] for seed in common))
 
@@ -175,6 +181,9 @@ def describe(pooled: PooledSelection) -> list[str]:
         seeds = " / ".join(f"{s:.4f}" for s in score.per_seed)
         tag = " (incumbent)" if score is pooled.incumbent else ""
         lines.append(f"  {score.point.label}{tag}: {score.score:.4f} ({seeds}), BWT {score.bwt:+.4f}; {streams}")
+        examples = examples_per_stream(score)
+        if examples:
+            lines.append(f"    training examples: {examples}")
     for label, margin in pooled.margins.items():
         noise = "" if margin.standard_error is None else f" ± {margin.standard_error:.4f}"
         lines.append(f"  {label} against the pick: {margin.difference:+.4f}{noise}")

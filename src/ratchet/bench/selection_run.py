@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ratchet.bench.selection import (
     GridPoint,
+    examples_per_stream,
     incumbent_point,
     paired_margin,
     pick,
@@ -55,7 +56,8 @@ def select_on_validation(files: list[Path], slices: ValidationSlices, base: dict
             runs[loaded.name] = [run_any_stream(loaded, settings, strategy, seed, device, evaluate_on="validation")
                                  for seed in seeds]
         scores.append(score_point(point, runs))
-        say(f"selection: {point.label}: validation average accuracy {scores[-1].score:.4f}, BWT {scores[-1].bwt:+.4f}")
+        say(f"selection: {point.label}: validation average accuracy {scores[-1].score:.4f}, BWT {scores[-1].bwt:+.4f}; "
+            f"training examples {examples_per_stream(scores[-1])}")
     incumbent = incumbent_point(points, base)
     best = pick(scores, incumbent)
     margins = {s.point.label: asdict(paired_margin(s, best)) for s in scores if s is not best}
