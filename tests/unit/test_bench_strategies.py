@@ -128,6 +128,24 @@ def test_the_pick_is_the_best_mean_over_streams_then_the_better_bwt_then_the_ear
                               "s2": {"average_accuracy": 0.5, "bwt": -0.2}})]).point.overrides == (("k", 4),)
 
 
+def test_a_point_is_scored_per_seed_and_keeps_each_streams_examples():
+    from ratchet.bench.results import RunResult
+    from ratchet.bench.selection import GridPoint, examples_per_stream, score_point
+
+    def run(seed, accuracy, examples):
+        summary = {"average_accuracy": accuracy, "bwt": -0.01 * seed, "newest_step_accuracy": 0.5}
+        return RunResult("default", seed, [], {}, summary, {}, examples, 1.0, 0)
+
+    score = score_point(GridPoint((("k", 1),)), {"bbc": [run(0, 0.9, 1000), run(1, 0.8, 1200)],
+                                                 "drug": [run(0, 0.7, 400), run(1, 0.6, 400)]})
+    assert score.per_seed == pytest.approx((0.8, 0.7))          # each seed: the mean over streams
+    assert score.per_stream["bbc"]["examples_processed"] == 1100  # each stream: the mean over seeds
+    assert score.per_stream["drug"]["bwt"] == pytest.approx(-0.005)
+    assert examples_per_stream(score) == "bbc 1,100; drug 400"
+    older = GridPoint((("k", 2),))
+    assert examples_per_stream(type(score)(older, {"bbc": {"average_accuracy": 0.9, "bwt": 0.0}})) == ""
+
+
 def _seeded(value, per_seed, bwt=0.0):
     from ratchet.bench.selection import GridPoint, PointScore
 
