@@ -214,7 +214,7 @@ class TrainSettings(_Section):
     min_steps: int = Field(0, ge=0)
     # the same floor for an increment that brings classes the champion has not learned (the first
     # increment, with no champion, does not count); the larger of the two applies
-    new_class_min_steps: int = Field(0, ge=0)     # params.yaml says 20 (chosen on validation); 0 keeps a
+    new_class_min_steps: int = Field(0, ge=0)     # params.yaml says 40 (chosen on validation); 0 keeps a
                                                   # project from before this setting as it was
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(2e-3, gt=0.0)    # params.yaml's, chosen on validation

@@ -22,7 +22,7 @@ SLICES = {"select_for": "default", "streams": ["a", "b"], "validation_fraction":
           "max_train_per_step": 300, "max_validation_per_step": 300, "validation_rows": {"a": [10, 6], "b": [8]}}
 
 
-def _record(tmp_path, name, seeds, points, ran_on=None, examples=None, **changes) -> str:
+def _record(tmp_path, name, seeds, points, ran_on=None, examples=None, streams=("a", "b"), **changes) -> str:
     """A selection record as `bench cl --select-on validation` writes it: points are (overrides, per-seed
     scores); with `ran_on` (the base settings of that run) each point carries its settings digest, with
     `examples` every stream of every point that many training examples (older records kept none)."""
@@ -30,14 +30,15 @@ def _record(tmp_path, name, seeds, points, ran_on=None, examples=None, **changes
                 "per_stream": {s: {"average_accuracy": sum(scores) / len(scores), "bwt": 0.0,
                                    "newest_step_accuracy": 0.5,
                                    **({} if examples is None else {"examples_processed": examples})}
-                               for s in ("a", "b")}}
+                               for s in streams}}
                for overrides, scores in points]
     if ran_on is not None:
         for entry in entries:
             entry["settings_digest"] = settings_digest(
                 GridPoint(tuple(entry["overrides"].items())).applied_to(copy.deepcopy(ran_on)))
     path = tmp_path / f"{name}.selection.json"
-    path.write_text(json.dumps({**SLICES, "seeds": seeds, "points": entries, **changes}))
+    measured = {"streams": list(streams), "validation_rows": {s: SLICES["validation_rows"].get(s, [9]) for s in streams}}
+    path.write_text(json.dumps({**SLICES, **measured, "seeds": seeds, "points": entries, **changes}))
     return path
 
 
@@ -95,8 +96,8 @@ def test_examples_are_pooled_where_every_record_kept_them(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"validation_rows": {"a": [11, 6], "b": [8]}}, "validation_rows"),
-    ({"streams": ["a"]}, "streams"),
+    ({"validation_rows": {"a": [11, 6], "b": [8]}}, "a's validation slices hold"),
+    ({"max_validation_per_step": 100}, "max_validation_per_step"),
     ({"select_for": "joint"}, "select_for"),
 ])
 def test_records_measured_differently_are_refused_naming_what_differs(tmp_path, change, message):
@@ -104,6 +105,34 @@ def test_records_measured_differently_are_refused_naming_what_differs(tmp_path, 
     second = _record(tmp_path, "second", [1], [({"train.learning_rate": 0.002}, [0.8])], **change)
     with pytest.raises(GridError, match=f"not measured the same way: {message}"):
         pool_records([first, second], BASE)
+
+
+def test_a_stream_measured_on_its_own_joins_the_streams_measured_before(tmp_path):
+    # the question was asked on streams a and b (both points, one record a seed); a third stream, c,
+    # asked both points later in one record of its own
+    before = [_record(tmp_path, f"ab{seed}", [seed], [({"train.learning_rate": 0.002}, [ab_incumbent]),
+                                                     ({"train.learning_rate": 0.001}, [ab_challenger])], BASE, 100)
+              for seed, ab_incumbent, ab_challenger in ((0, 0.80, 0.80), (1, 0.82, 0.82), (2, 0.84, 0.85))]
+    later = _record(tmp_path, "c", [0, 1, 2], [({"train.learning_rate": 0.002}, [0.60, 0.62, 0.61]),
+                                               ({"train.learning_rate": 0.001}, [0.70, 0.71, 0.69])],
+                    ran_on=BASE, examples=40, streams=("c",))
+    pooled = pool_records([*before, later], BASE)
+    incumbent, challenger = pooled.scores
+    # a seed's score is the mean over the three streams: the a+b record's score counts twice
+    assert incumbent.per_seed == pytest.approx(((2 * 0.80 + 0.60) / 3, (2 * 0.82 + 0.62) / 3, (2 * 0.84 + 0.61) / 3))
+    assert challenger.per_seed == pytest.approx(((2 * 0.80 + 0.70) / 3, (2 * 0.82 + 0.71) / 3, (2 * 0.85 + 0.69) / 3))
+    assert list(challenger.per_stream) == ["a", "b", "c"] and pooled.picked is challenger and not pooled.notes
+    assert challenger.per_stream["c"] == {"average_accuracy": pytest.approx(0.70), "bwt": 0.0,
+                                          "newest_step_accuracy": 0.5, "examples_processed": 40}
+    # without c's record nothing is missing (two streams); without one a+b seed, that seed is left out
+    assert len(pool_records(before, BASE).scores[0].per_stream) == 2
+    partial = pool_records([*before[:2], later], BASE)
+    assert partial.seeds == (0, 1) and any("seed(s) [2] left out" in note for note in partial.notes)
+    # c measured on other validation slices than before cannot join
+    other = _record(tmp_path, "c-other", [0], [({"train.learning_rate": 0.002}, [0.6])], streams=("c",),
+                    validation_rows={"c": [5]})
+    with pytest.raises(GridError, match="c's validation slices hold"):
+        pool_records([later, other], BASE)
 
 
 def test_digested_points_pool_across_a_changed_default_and_stale_ones_are_refused(tmp_path):
@@ -124,7 +153,7 @@ def test_a_record_given_twice_or_unreadable_is_refused(tmp_path):
     current = _record(tmp_path, "current", [0], [({"train.learning_rate": 0.002}, [0.8])], ran_on=BASE)
     assert not pool_records([current], BASE).notes            # digests that match need no note
     again = _record(tmp_path, "again", [0], [({"model.lora.target_modules": ["query", "value"]}, [0.8])])
-    with pytest.raises(GridError, match="seed 0: in both .*current.selection.json and .*again.selection.json"):
+    with pytest.raises(GridError, match=r"seed 0: \['a', 'b'\] in both .*current.selection.json and .*again.selection.json"):
         pool_records([current, again], BASE)
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(GridError, match="broken.json: not a readable selection record"):

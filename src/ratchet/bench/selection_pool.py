@@ -8,6 +8,11 @@ for), names every point by what it changes in the settings given now (params.yam
 that changes nothing is the incumbent, whatever key its own grid spelled out; a point that recorded
 the digest of the settings it ran with must match that name), lines up each point's scores seed by seed, and applies the rule one command with every seed applies
 (`ratchet.bench.selection.pick`).
+
+Records may also measure different streams: a selection stream added later runs alone, at each point
+and seed, beside the records of the streams asked before. A point's score on a seed is then the mean
+over every stream that some record measured (each record's score weighs by how many streams it
+measured); a seed counts only where the point's records cover every stream, each once.
 """
 
 from __future__ import annotations
@@ -33,15 +38,16 @@ from ratchet.bench.selection import (
 # the per-stream figures a pooled point reports (means over seeds, each record weighed by its seeds)
 POOLED_FIGURES = ("average_accuracy", "bwt", "newest_step_accuracy", "examples_processed")
 
-# what must be equal for two records' scores to be comparable
-PROTOCOL_FIELDS = ("select_for", "streams", "validation_fraction", "train_fraction", "max_train_per_step",
-                   "max_validation_per_step", "validation_rows")
+# what must be equal for two records' scores to be comparable (the streams may differ: see above)
+PROTOCOL_FIELDS = ("select_for", "validation_fraction", "train_fraction", "max_train_per_step",
+                   "max_validation_per_step")
 
 
 @dataclass(frozen=True)
 class RecordedPoint:
     """One point of one record: its scores on the seeds that record ran."""
     point: GridPoint                              # named by what it changes in the base settings
+    streams: tuple[str, ...]                      # the streams its scores are means over
     seeds: tuple[int, ...]
     per_seed: tuple[float, ...]
     per_stream: dict[str, dict[str, float]]       # stream -> means over this record's seeds
@@ -66,7 +72,7 @@ def read_record(path: Path, base: dict) -> tuple[dict, list[RecordedPoint], bool
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise GridError(f"{path}: not a readable selection record ({error})") from None
-    missing = [key for key in ("seeds", "points", *PROTOCOL_FIELDS[:2]) if key not in record]
+    missing = [key for key in ("seeds", "points", "select_for", "streams") if key not in record]
     if missing:
         raise GridError(f"{path}: not a selection record (no {', '.join(missing)})")
     seeds = tuple(int(seed) for seed in record["seeds"])
@@ -84,8 +90,10 @@ def read_record(path: Path, base: dict) -> tuple[dict, list[RecordedPoint], bool
                 raise GridError(f"{path}: point {index} has no per-seed scores ({len(seeds)} seeds): "
                                 f"rerun it one seed per command")
             per_seed = [entry["score"]]
-        points.append(RecordedPoint(point, seeds, tuple(per_seed), entry["per_stream"], path))
-    return {key: record.get(key) for key in PROTOCOL_FIELDS}, points, digested
+        points.append(RecordedPoint(point, tuple(record["streams"]), seeds, tuple(per_seed), entry["per_stream"], path))
+    protocol = {key: record.get(key) for key in PROTOCOL_FIELDS}
+    protocol["validation_rows"] = record.get("validation_rows") or {}
+    return protocol, points, digested
 
 
 def _check_same_protocol(protocols: list[tuple[Path, dict]]) -> None:
@@ -95,6 +103,18 @@ def _check_same_protocol(protocols: list[tuple[Path, dict]]) -> None:
             if protocol[key] != first[key]:
                 raise GridError(f"{path} and {first_path} were not measured the same way: {key} is "
                                 f"{protocol[key]!r} in one, {first[key]!r} in the other")
+    slices: dict[str, tuple[Path, list]] = {}     # a stream's validation slices, wherever it was measured
+    for path, protocol in protocols:
+        for stream, rows in protocol["validation_rows"].items():
+            seen_path, seen = slices.setdefault(stream, (path, rows))
+            if seen != rows:
+                raise GridError(f"{path} and {seen_path} were not measured the same way: {stream}'s validation "
+                                f"slices hold {rows} rows in one, {seen} in the other")
+
+
+def _seed_score(parts: list[tuple[float, RecordedPoint]]) -> float:
+    """One seed's score from records of disjoint streams: the mean over all their streams."""
+    return sum(score * len(entry.streams) for score, entry in parts) / sum(len(entry.streams) for _, entry in parts)
 
 
 def pool_records(paths: list[Path], base: dict, only: list[GridPoint] | None = None) -> PooledSelection:
@@ -119,47 +139,54 @@ def pool_records(paths: list[Path], base: dict, only: list[GridPoint] | None = N
                             f"{', '.join(sorted({r.point.label for r in recorded}))})")
         recorded = [r for r in recorded if r.point in wanted]
 
-    by_point: dict[GridPoint, dict[int, tuple[float, RecordedPoint]]] = {}
+    # point -> seed -> the (score, record) of each record that measured it, on disjoint streams
+    by_point: dict[GridPoint, dict[int, list[tuple[float, RecordedPoint]]]] = {}
     for entry in recorded:
         seeds = by_point.setdefault(entry.point, {})
         for seed, score in zip(entry.seeds, entry.per_seed):
-            if seed in seeds:
-                raise GridError(f"{entry.point.label}, seed {seed}: in both {seeds[seed][1].source} and "
-                                f"{entry.source}: pass one of them")
-            seeds[seed] = (score, entry)
+            for _, other in seeds.get(seed, []):
+                if set(other.streams) & set(entry.streams):
+                    raise GridError(f"{entry.point.label}, seed {seed}: {sorted(set(other.streams) & set(entry.streams))} "
+                                    f"in both {other.source} and {entry.source}: pass one of them")
+            seeds.setdefault(seed, []).append((score, entry))
     if not by_point:
         raise GridError("the records hold no point to pick from")
-    common = tuple(sorted(set.intersection(*(set(seeds) for seeds in by_point.values()))))
+    streams = list(dict.fromkeys(stream for entry in recorded for stream in entry.streams))   # first-seen order
+    complete = {point: {seed for seed, parts in seeds.items()
+                        if sorted(s for _, entry in parts for s in entry.streams) == sorted(streams)}
+                for point, seeds in by_point.items()}
+    common = tuple(sorted(set.intersection(*complete.values())))
     if not common:
-        raise GridError("no seed that every point ran: "
-                        + "; ".join(f"{p.label}: seeds {sorted(s)}" for p, s in by_point.items()))
+        raise GridError(f"no seed that every point ran on every stream ({', '.join(streams)}): "
+                        + "; ".join(f"{p.label}: seeds {sorted(s)}" for p, s in complete.items()))
     for point, seeds in by_point.items():
         left = sorted(set(seeds) - set(common))
         if left:
-            notes.append(f"{point.label}: seed(s) {left} left out (not every point ran them)")
+            notes.append(f"{point.label}: seed(s) {left} left out (not every point ran them on every stream)")
 
-    scores = [_pooled_score(point, seeds, common, notes) for point, seeds in by_point.items()]
+    scores = [_pooled_score(point, seeds, common, streams, notes) for point, seeds in by_point.items()]
     incumbent = next((s for s in scores if s.point == GridPoint(())), None)
     picked = pick(scores, incumbent.point if incumbent else None)
     margins = {s.point.label: paired_margin(s, picked) for s in scores if s is not picked}
     return PooledSelection(scores, common, picked, incumbent, margins, notes)
 
 
-def _pooled_score(point: GridPoint, seeds: dict[int, tuple[float, RecordedPoint]], common: tuple[int, ...],
-                  notes: list[str]) -> PointScore:
-    entries = {id(entry): entry for seed, (_, entry) in seeds.items() if seed in common}.values()
-    # a record's per-stream figures are means over its seeds: weigh each by how many it ran
-    weights = [len(entry.seeds) for entry in entries]
+def _pooled_score(point: GridPoint, seeds: dict[int, list[tuple[float, RecordedPoint]]], common: tuple[int, ...],
+                  streams: list[str], notes: list[str]) -> PointScore:
+    entries = list({id(entry): entry for seed in common for _, entry in seeds[seed]}.values())
     if any(set(entry.seeds) - set(common) for entry in entries):
         notes.append(f"{point.label}: per-stream figures include a record's seeds outside {list(common)} "
                      f"(the score does not)")
-    streams = list(next(iter(entries)).per_stream)
-    # the examples are pooled only where every record kept them (older records did not)
-    figures = [key for key in POOLED_FIGURES if all(key in e.per_stream[s] for e in entries for s in streams)]
-    per_stream = {stream: {key: sum(w * e.per_stream[stream][key] for w, e in zip(weights, entries)) / sum(weights)
-                           for key in figures}
-                  for stream in streams}
-    return PointScore(point, per_stream, tuple(seeds[seed][0] for seed in common))
+    per_stream = {}
+    for stream in streams:
+        # a record's per-stream figures are means over its seeds: weigh each by how many it ran
+        measured = [entry for entry in entries if stream in entry.streams]
+        weights = [len(entry.seeds) for entry in measured]
+        # the examples are pooled only where every record kept them (older records did not)
+        figures = [key for key in POOLED_FIGURES if all(key in e.per_stream[stream] for e in measured)]
+        per_stream[stream] = {key: sum(w * e.per_stream[stream][key] for w, e in zip(weights, measured)) / sum(weights)
+                              for key in figures}
+    return PointScore(point, per_stream, tuple(_seed_score(seeds[seed]) for seed in common))
 
 
 def pooled_record(pooled: PooledSelection, paths: list[Path], base: dict) -> dict:
