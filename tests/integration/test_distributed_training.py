@@ -44,7 +44,9 @@ def test_two_ddp_workers_match_one_process(tmp_path, champion_template, prefect_
         champion_template, tmp_path / "project",
         {"policy.train_on": "min_new_examples", "policy.min_new_examples": 10_000,
          # on the replayed rows only: its per-batch mean must split across workers exactly
-         "continual.distillation.feature_weight": 0.5})
+         "continual.distillation.feature_weight": 0.5,
+         # its held-out rows and fitted offsets must be the same on every worker (whatever params.yaml says)
+         "continual.bias_correction.enabled": True})
     drop(paths, "01-blue.csv", synthetic_frame({"blue": 50}, seed=1, prefix="b1"), minute=1)
     watch(str(paths.root))
     assert {e.file: e.state for e in BatchStates(paths).current()}["01-blue.csv"] == "accumulated"
