@@ -48,7 +48,12 @@ def test_full_fine_tuning_with_the_lora_tuned_retention_is_warned_about_and_the_
     as_full = project.model_copy(update={"model": project.model.model_copy(update={"finetune": "full"})})
     warning = as_full.lora_tuned_retention_warning()
     assert "continual.distillation.feature_weight = 0.03" in warning
-    assert "continual.bias_correction.old_class_weight = 3" in warning and "full fine-tuning" in warning
+    # the bias fit's weight is named only where bias correction runs (params.yaml has it off)
+    assert ("continual.bias_correction.old_class_weight = 3" in warning) == project.continual.bias_correction.enabled
+    assert "full fine-tuning" in warning
+    with_bias_correction = as_full.model_copy(update={"continual": as_full.continual.model_copy(update={
+        "bias_correction": as_full.continual.bias_correction.model_copy(update={"enabled": True})})})
+    assert "continual.bias_correction.old_class_weight = 3" in with_bias_correction.lora_tuned_retention_warning()
     for strategy in ("full", "top"):
         assert strategy_settings(project, strategy).lora_tuned_retention_warning() is None
     for strategy in ("joint", "naive"):     # retention off: its LoRA-tuned values do nothing, nothing to warn of
