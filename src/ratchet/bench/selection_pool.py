@@ -6,8 +6,8 @@ on a CPU). `pool` reads the `<out>.selection.json` records that `bench cl --sele
 wrote, checks that they were measured the same way (streams, validation slices, the strategy chosen
 for), names every point by what it changes in the settings given now (params.yaml + --set: a point
 that changes nothing is the incumbent, whatever key its own grid spelled out; a point that recorded
-the digest of the settings it ran with must match that name), lines up each point's scores seed by seed, and applies the rule one command with every seed applies
-(`ratchet.bench.selection.pick`).
+the digest of the settings it ran with must match that name), lines up each point's scores seed by
+seed, and applies the rule one command with every seed applies (`ratchet.bench.selection.pick`).
 
 Records may also measure different streams: a selection stream added later runs alone, at each point
 and seed, beside the records of the streams asked before. A point's score on a seed is then the mean
