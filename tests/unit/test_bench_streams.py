@@ -92,21 +92,7 @@ def test_the_shipped_streams_are_there():
             "drug-temporal", "chat-topics", "bbc-headlines"} <= set(builtin_streams())
 
 
-def test_a_stream_can_cap_its_training_rows_per_class(reviews):
-    file = write_stream(reviews, """
-name: capped
-labels: [good, bad]
-sources: [{file: reviews.csv, text: review, label: stars}]
-steps: [{name: all, where: {column: label, in: [good, bad]}}]
-test: {fraction: 0.25}
-max_train_per_class: 6
-""")
-    step = load_stream(file).steps[0]
-    assert step.train["label"].value_counts().to_dict() == {"good": 6, "bad": 6} and len(step.test) == 10
-
-
-def test_a_capped_stream_can_draw_its_validation_slices_from_the_rows_the_cap_leaves_out(reviews):
-    body = """
+CAPPED = """
 name: capped
 labels: [good, bad]
 sources: [{file: reviews.csv, text: review, label: stars}]
@@ -114,21 +100,36 @@ steps: [{name: all, where: {column: label, in: [good, bad]}}]
 test: {fraction: 0.25}
 max_train_per_class: 6
 """
-    file = write_stream(reviews, body + "validation_beyond_cap: true\n")
+
+
+def test_a_stream_can_cap_its_training_rows_per_class(reviews):
+    step = load_stream(write_stream(reviews, CAPPED)).steps[0]
+    assert step.train["label"].value_counts().to_dict() == {"good": 6, "bad": 6} and len(step.test) == 10
+
+
+def test_a_capped_stream_can_draw_its_validation_slices_from_the_rows_the_cap_leaves_out(reviews):
+    file = write_stream(reviews, CAPPED + "validation_beyond_cap: true\n")
     plain = load_stream(file).steps[0]
     step = load_stream(file, validation_fraction=0.2, max_validation_per_step=8).steps[0]
     assert step.train.equals(plain.train), "the slice takes none of the capped training rows"
     assert len(step.validation) == 8 and set(step.validation["label"]) == {"good", "bad"}
     assert not set(step.validation["text"]) & (set(step.train["text"]) | set(step.test["text"]))
-    # without a row cap the fraction sizes it: 0.2 of the step's 30 train rows
+    # without max_validation_per_step the fraction sizes it: 0.2 of the step's 30 train rows
     assert len(load_stream(file, validation_fraction=0.2).steps[0].validation) == 6
     # at most what the cap leaves out (30 - 12 rows)
     assert len(load_stream(file, validation_fraction=0.2, max_validation_per_step=50).steps[0].validation) == 18
-    inside = load_stream(write_stream(reviews, body), validation_fraction=0.2, max_validation_per_step=8).steps[0]
+    inside = load_stream(write_stream(reviews, CAPPED), validation_fraction=0.2, max_validation_per_step=8).steps[0]
     assert len(inside.train) + len(inside.validation) == 12, "without the key the slice comes out of the cap"
-    uncapped = write_stream(reviews, body.replace("max_train_per_class: 6", "") + "validation_beyond_cap: true\n")
+    uncapped = write_stream(reviews, CAPPED.replace("max_train_per_class: 6", "") + "validation_beyond_cap: true\n")
     with pytest.raises(StreamError, match="validation_beyond_cap needs max_train_per_class"):
         load_stream(uncapped)
+    with pytest.raises(StreamError, match="validation_beyond_cap is 'yes please': true or false"):
+        load_stream(write_stream(reviews, CAPPED + "validation_beyond_cap: yes please\n"))
+    # a cap that leaves no row of a class out has nothing to validate that class on: said, not carved from training
+    whole = write_stream(reviews, CAPPED.replace("max_train_per_class: 6", "max_train_per_class: 15")
+                         + "validation_beyond_cap: true\n")
+    with pytest.raises(StreamError, match=r"steps\[0\] \(all\): .*leaves no row of \['bad', 'good'\] out"):
+        load_stream(whole, validation_fraction=0.2)
 
 
 def test_the_headlines_stream_reads_short_texts_with_validation_beyond_its_cap():

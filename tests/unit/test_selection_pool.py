@@ -128,6 +128,13 @@ def test_a_stream_measured_on_its_own_joins_the_streams_measured_before(tmp_path
     assert len(pool_records(before, BASE).scores[0].per_stream) == 2
     partial = pool_records([*before[:2], later], BASE)
     assert partial.seeds == (0, 1) and any("seed(s) [2] left out" in note for note in partial.notes)
+    # a challenger asked on a and b only (before c was added) is left out, said, not a reason to fail
+    older = _record(tmp_path, "older", [0, 1, 2], [({"train.learning_rate": 0.003}, [0.9, 0.9, 0.9])], ran_on=BASE)
+    with_older = pool_records([*before, later, older], BASE)
+    assert [s.point.label for s in with_older.scores] == [s.point.label for s in pooled.scores]
+    assert with_older.picked.point == challenger.point
+    assert any(note.startswith("train.learning_rate=0.003: left out (no seed on which it ran every stream")
+               for note in with_older.notes)
     # c measured on other validation slices than before cannot join
     other = _record(tmp_path, "c-other", [0], [({"train.learning_rate": 0.002}, [0.6])], streams=("c",),
                     validation_rows={"c": [5]})

@@ -155,7 +155,12 @@ def pool_records(paths: list[Path], base: dict, only: list[GridPoint] | None = N
     complete = {point: {seed for seed, parts in seeds.items()
                         if sorted(s for _, entry in parts for s in entry.streams) == sorted(streams)}
                 for point, seeds in by_point.items()}
-    common = tuple(sorted(set.intersection(*complete.values())))
+    # a challenger measured on only some of the streams (asked before a stream was added) cannot be
+    # scored with the rest: it is left out, and said; the incumbent is never left out
+    for point in [p for p, seeds in complete.items() if not seeds and p != GridPoint(())]:
+        notes.append(f"{point.label}: left out (no seed on which it ran every stream: {', '.join(streams)})")
+        del by_point[point], complete[point]
+    common = tuple(sorted(set.intersection(*complete.values()))) if complete else ()
     if not common:
         raise GridError(f"no seed that every point ran on every stream ({', '.join(streams)}): "
                         + "; ".join(f"{p.label}: seeds {sorted(s)}" for p, s in complete.items()))

@@ -22,7 +22,8 @@ A stream file names its data and how rows become steps, so anyone can benchmark 
     max_train_per_class: 60               # optional: at most this many training rows per class and step
     validation_beyond_cap: true           # optional: validation slices come from the rows that cap leaves
                                           # out (none of them trains), so a stream of a few dozen rows a
-                                          # class keeps a slice large enough to tell settings apart
+                                          # class keeps a slice large enough to tell settings apart; every
+                                          # class must have rows beyond the cap
     seed: 0
 """
 
@@ -191,13 +192,17 @@ def split_stratified(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[p
     return tidy(train_parts), tidy(test_parts)
 
 
-def _slice_beyond_cap(left_out: pd.DataFrame, step_rows: int, fraction: float, max_rows: int | None,
-                     seed: int) -> pd.DataFrame | None:
-    """A validation slice from the step's train rows that `max_train_per_class` left out: at most
-    `max_rows` of them (without it, `fraction` of the step's `step_rows` train rows), stratified by label."""
-    if left_out.empty:
-        return None
-    wanted = max_rows if max_rows else round(fraction * step_rows)
+def _slice_beyond_cap(train: pd.DataFrame, kept: pd.DataFrame, fraction: float, max_rows: int | None,
+                     seed: int, where: str) -> pd.DataFrame:
+    """A validation slice from the step's `train` rows that `max_train_per_class` left out (all but
+    `kept`): at most `max_rows` of them (without it, `fraction` of the step's train rows), stratified
+    by label. Every class must have rows left out: a slice without a class could not score it."""
+    left_out = train.drop(index=kept.index)
+    short = sorted(set(train["label"]) - set(left_out["label"]))
+    if short:
+        raise StreamError(f"{where}: validation_beyond_cap, but max_train_per_class leaves no row of {short} "
+                          f"out to validate on (raise the class's rows or lower the cap)")
+    wanted = max_rows if max_rows else round(fraction * len(train))
     _, validation = split_stratified(left_out, min(1.0, wanted / len(left_out)), seed + 1)
     return validation.iloc[:wanted].reset_index(drop=True)
 
@@ -223,7 +228,9 @@ def load_stream(file: Path, max_train_per_step: int | None = None, train_fractio
         if key not in (spec or {}):
             raise StreamError(f"{file} lacks the key {key!r}")
     seed = int(spec.get("seed", 0))
-    validation_beyond_cap = bool(spec.get("validation_beyond_cap", False))
+    validation_beyond_cap = spec.get("validation_beyond_cap", False)
+    if not isinstance(validation_beyond_cap, bool):
+        raise StreamError(f"{file}: validation_beyond_cap is {validation_beyond_cap!r}: true or false")
     if validation_beyond_cap and not spec.get("max_train_per_class"):
         raise StreamError(f"{file}: validation_beyond_cap needs max_train_per_class (the cap whose left-out "
                           f"rows it draws from)")
@@ -248,8 +255,8 @@ def load_stream(file: Path, max_train_per_step: int | None = None, train_fractio
             kept = pd.concat([g.sample(n=min(len(g), int(per_class)), random_state=seed)
                               for _, g in train.groupby("label", sort=True)])
             if validation_beyond_cap and validation_fraction > 0:
-                validation = _slice_beyond_cap(train.drop(index=kept.index), len(train), validation_fraction,
-                                               max_validation_per_step, seed)
+                validation = _slice_beyond_cap(train, kept, validation_fraction, max_validation_per_step, seed,
+                                               f"{where} ({step.get('name')})")
             train = kept.sample(frac=1.0, random_state=seed).reset_index(drop=True)
         if validation is None and validation_fraction > 0 and max_validation_per_step:
             share = min(validation_fraction, max_validation_per_step / len(train))
